@@ -1,0 +1,86 @@
+"""Per-image quality without weights: sharpness (variance of the Laplacian) and exposure.
+
+Both are measured at a fixed working size so a 4K frame and its 512px thumbnail score
+alike; a sample scores as its weakest image (one blurred panel spoils a storyboard).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from datagen.schema import Sample
+from datagen.scoring.base import Scorer, ScoreResult, sample_images
+
+WORK_SIDE = 512
+
+
+def _grey(img: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
+    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+    scale = side / max(grey.shape[:2])
+    if scale < 1.0:
+        grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return grey
+
+
+def sharpness(img: np.ndarray) -> float:
+    """Variance of the Laplacian of the grey image (bigger = sharper; < ~50 is visibly soft)."""
+    return float(cv2.Laplacian(_grey(img), cv2.CV_64F).var())
+
+
+def exposure(img: np.ndarray) -> dict[str, float]:
+    """Clipped fraction, mean luminance, and a [0, 1] exposure score (1 = well exposed).
+
+    The score loses the clipped fraction, and whatever the mean luminance strays outside
+    [0.25, 0.75] (twice over), so both blown-out and crushed frames drop.
+    """
+    grey = _grey(img)
+    clipped = float(np.mean((grey <= 2) | (grey >= 253)))
+    mean = float(grey.mean() / 255.0)
+    score = 1.0 - clipped - 2.0 * max(0.0, abs(mean - 0.5) - 0.25)
+    return {"clipped": clipped, "mean": mean, "score": float(np.clip(score, 0.0, 1.0))}
+
+
+class SharpnessScorer(Scorer):
+    name = "sharpness"
+    version = "1"
+    batch_size = 32
+
+    def __init__(self, which: str = "all"):
+        super().__init__()
+        self.which = which
+
+    def score_batch(self, samples: list[Sample]) -> list[ScoreResult]:
+        out: list[ScoreResult] = []
+        for s in samples:
+            values = [sharpness(im) for im in sample_images(s, self.which)]
+            if not values:
+                out.append(self.reject("no_images", f"sample has no {self.which} images", s))
+                continue
+            out.append({"sharpness": min(values), "sharpness_mean": float(np.mean(values))})
+        return out
+
+
+class ExposureScorer(Scorer):
+    name = "exposure"
+    version = "1"
+    batch_size = 32
+
+    def __init__(self, which: str = "all"):
+        super().__init__()
+        self.which = which
+
+    def score_batch(self, samples: list[Sample]) -> list[ScoreResult]:
+        out: list[ScoreResult] = []
+        for s in samples:
+            stats = [exposure(im) for im in sample_images(s, self.which)]
+            if not stats:
+                out.append(self.reject("no_images", f"sample has no {self.which} images", s))
+                continue
+            out.append(
+                {
+                    "exposure": min(st["score"] for st in stats),
+                    "exposure_clipped": max(st["clipped"] for st in stats),
+                }
+            )
+        return out

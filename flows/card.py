@@ -1,0 +1,196 @@
+"""Dataset cards: what a reviewer needs to trust a dataset version, as markdown.
+
+Built only from the stored dataset and its lineage (so `unimontage card URI@V` gives the
+same card as the flow that made V): counts per task, rejects by reason with examples,
+thumbnails of real samples, score histograms, schema, how to load it, lineage. Images are
+inline `data:` URIs (Prefect's UI renders them); the whole card stays well under 1 MB.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from collections import Counter
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+
+from datagen.schema import from_row
+from flows import contact_sheet, lance_io
+
+CARD_BUDGET_BYTES = 900_000
+IMAGE_COLUMNS = ["sample_id", "index", "task", "instruction", "inputs", "outputs", "regions", "scores",
+                 "scorer", "weight", "meta", "source_ids", "seed", "generator", "run_id"]
+
+
+def artifact_key(uri: str) -> str:
+    """Prefect artifact keys allow lower-case letters, digits and dashes."""
+    name = re.sub(r"[^a-z0-9-]+", "-", lance_io.dataset_name(uri).lower()).strip("-")
+    return f"dataset-{name or 'unnamed'}"
+
+
+def _data_uri(raw: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(raw).decode()}"
+
+
+def examples_per_task(ds, per_task: int = 1) -> list[Any]:
+    """The first `per_task` samples (by plan index) of every task, decoded."""
+    meta = ds.to_table(columns=["task", "index"])
+    tasks = meta.column("task").to_pylist()
+    order = np.argsort(np.asarray(meta.column("index").to_pylist()), kind="stable")
+    picked: dict[str, list[int]] = {}
+    for pos in order:
+        t = tasks[pos]
+        if len(picked.setdefault(t, [])) < per_task:
+            picked[t].append(int(pos))
+    positions = [p for t in sorted(picked) for p in picked[t]]
+    if not positions:
+        return []
+    rows = ds.take(positions, columns=IMAGE_COLUMNS).to_pylist()
+    return [from_row(r) for r in rows]
+
+
+def score_histograms(ds, max_rows: int = 200_000) -> bytes | None:
+    """One small histogram per score name, as a PNG; None when the dataset has no scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    col = ds.to_table(columns=["scores"], limit=max_rows).column("scores")
+    values: dict[str, list[float]] = {}
+    for entry in col.to_pylist():
+        for k, v in entry or []:
+            values.setdefault(k, []).append(v)
+    if not values:
+        return None
+    names = sorted(values)
+    cols = min(3, len(names))
+    rows = (len(names) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.2 * rows), squeeze=False)
+    for ax, name in zip(axes.flat, names):
+        ax.hist(values[name], bins=30, color="#3a6fd8")
+        ax.set_title(f"{name} (n={len(values[name])})", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _reject_rows(node: dict[str, Any]) -> list[list[Any]]:
+    rej = node.get("rejects") or {}
+    if not rej.get("uri") or not lance_io.exists(rej["uri"]):
+        return []
+    table = lance_io.open_dataset(f"{rej['uri']}@{rej['version']}").to_table(columns=["stage", "reason", "detail", "source"])
+    counts: Counter = Counter()
+    example: dict[tuple[str, str], str] = {}
+    for stage, reason, detail, source in zip(*(table.column(c).to_pylist() for c in ("stage", "reason", "detail", "source"))):
+        counts[(stage, reason)] += 1
+        example.setdefault((stage, reason), f"{source}: {detail}"[:140])
+    return [[s, f"`{r}`", n, example[(s, r)]] for (s, r), n in counts.most_common()]
+
+
+def render_card(ref: str, *, thumbnails: bool = True) -> str:
+    """The card of `URI[@VERSION]` as markdown (with inline images when `thumbnails`)."""
+    ds = lance_io.open_dataset(ref)
+    uri = lance_io.normalise_uri(lance_io.split_version(ref)[0])
+    node = lance_io.read_lineage(ds) or {}
+    counts = pc.value_counts(ds.to_table(columns=["task"]).column("task")).to_pylist()
+    tasks = {d["values"]: d["counts"] for d in counts}
+    total = sum(tasks.values())
+    acc = node.get("accounting", {})
+    runs = node.get("flow_runs") or []
+    made_by = ", ".join(f"flow run `{r.get('name', '')}` ({r.get('id')})" for r in runs) or "outside a flow run"
+    lines = [
+        f"# Dataset `{node.get('name', lance_io.dataset_name(uri))}` @ version {ds.version}",
+        "",
+        f"**{total:,} samples** in {len(tasks)} task(s); **{acc.get('rejects', 0):,} rejects**; "
+        f"content hash `{str(node.get('content_hash', '?'))[:16]}`; made by {made_by} "
+        f"at {node.get('created_at', '?')}.",
+        "",
+        "## Load it",
+        "```python",
+        "import lance",
+        f'ds = lance.dataset("{uri}", version={ds.version})',
+        "from datagen.schema import from_row  # decoded pixels, masks, meta",
+        "sample = from_row(ds.take([0]).to_pylist()[0])",
+        "# or with Ray Data:",
+        "import ray.data",
+        f'rows = ray.data.read_lance("{uri}", version={ds.version})',
+        "```",
+        f"`unimontage lineage {uri}@{ds.version}` prints where it came from.",
+        "",
+        "## Accounting (inputs = kept + rejected)",
+        _table(["inputs planned", "inputs with samples", "inputs rejected", "rejected before planning",
+                "sample rows", "reject rows"],
+               [[acc.get("items", "?"), acc.get("items_with_samples", "?"), acc.get("items_rejected", "?"),
+                 acc.get("pre_rejects", "?"), acc.get("samples", total), acc.get("rejects", "?")]]),
+        "",
+        "## Samples per task",
+        _table(["task", "samples", "share"],
+               [[f"`{t}`", n, f"{100 * n / max(total, 1):.1f}%"] for t, n in sorted(tasks.items())]),
+        "",
+        "## Rejects by reason",
+    ]
+    rej_rows = _reject_rows(node)
+    lines.append(_table(["stage", "reason", "count", "example"], rej_rows) if rej_rows else "No rejects.")
+    lines.append("")
+    if thumbnails and total:
+        examples = examples_per_task(ds, per_task=1)
+        tile = 96 if len(examples) <= 20 else 64
+        sheet = contact_sheet.render(examples, tile=tile, label_px=11)
+        jpeg = contact_sheet.to_jpeg(sheet, quality=75)
+        lines += ["## Examples (one per task: inputs in blue -> outputs in green)", "",
+                  f"![examples]({_data_uri(jpeg, 'image/jpeg')})", ""]
+    hist = score_histograms(ds) if total else None
+    if hist is not None:
+        lines += ["## Scores", "", f"![score histograms]({_data_uri(hist, 'image/png')})", ""]
+    lines += ["## Schema", "```", ds.schema.to_string(show_schema_metadata=False), "```", ""]
+    lines += _lineage_section(node)
+    card = "\n".join(lines)
+    if len(card.encode()) > CARD_BUDGET_BYTES and thumbnails:
+        return render_card(ref, thumbnails=False)  # numbers beat pictures when space runs out
+    return card
+
+
+def _lineage_section(node: dict[str, Any]) -> list[str]:
+    if not node:
+        return ["## Lineage", "No UniMontage lineage recorded for this version."]
+    code = node.get("code", {})
+    srcs = [[s.get("kind", ""), f"`{s.get('ref') or s.get('uri')}`", f"`{str(s.get('content_hash', ''))[:16]}`"]
+            for s in node.get("sources", [])]
+    out = [
+        "## Lineage",
+        f"- code: {code.get('package')} git `{str(code.get('git'))[:12]}`{' (local changes)' if code.get('dirty') else ''}",
+        f"- generator: `{node.get('generator', '')}`; seed {node.get('seed')}; config hash `{str(node.get('config_hash'))[:16]}`",
+        f"- rejects table: `{(node.get('rejects') or {}).get('uri')}@{(node.get('rejects') or {}).get('version')}`",
+        f"- shards: {json.dumps(node.get('shards', {}))}",
+        "",
+        _table(["source kind", "source", "content hash"], srcs) if srcs else "No external sources.",
+        "",
+        "<details><summary>parameters</summary>",
+        "",
+        "```json",
+        json.dumps(node.get("parameters", {}), indent=1, sort_keys=True)[:4000],
+        "```",
+        "</details>",
+    ]
+    return out
+
+
+def strip_images(markdown: str) -> str:
+    """The card for a terminal: inline images replaced by a note."""
+    return re.sub(r"!\[([^\]]*)\]\(data:[^)]+\)", r"[\1: inline image, see the Prefect artifact or --out FILE]", markdown)

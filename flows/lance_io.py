@@ -1,0 +1,185 @@
+"""All Lance I/O of the flows: uncommitted shard fragments, the one commit per run, reads.
+
+A run writes each shard's rows as uncommitted fragments while it goes (so workers never
+hold a whole dataset) and commits all of them in one transaction at the end. The
+transaction carries the lineage record, so a dataset version and the record of how it was
+made are written atomically and live wherever the dataset lives (local disk or object
+storage). Rejects go to `<name>_rejects.lance` beside the dataset.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from typing import Any, Iterable
+
+import lance
+import pyarrow as pa
+import pyarrow.fs as pafs
+from lance.fragment import FragmentMetadata, write_fragments
+
+from datagen.schema import RUN_COLUMNS
+
+LINEAGE_KEY = "unimontage.lineage"
+# Rows per Lance file: small enough that a shard's worker never buffers much.
+MAX_ROWS_PER_FILE = 4096
+HASH_MOD = 1 << 256
+
+
+# --------------------------------------------------------------------------- URIs
+def normalise_uri(uri: str) -> str:
+    """Absolute local path or an object-store URI, without a trailing slash."""
+    uri = str(uri).rstrip("/")
+    if "://" in uri:
+        return uri
+    return os.path.abspath(os.path.expanduser(uri))
+
+
+def rejects_uri(uri: str) -> str:
+    """`X.lance` -> `X_rejects.lance` beside it."""
+    uri = normalise_uri(uri)
+    base = uri[: -len(".lance")] if uri.endswith(".lance") else uri
+    return f"{base}_rejects.lance"
+
+
+def dataset_name(uri: str) -> str:
+    base = normalise_uri(uri).rsplit("/", 1)[-1]
+    return base[: -len(".lance")] if base.endswith(".lance") else base
+
+
+def split_version(ref: str) -> tuple[str, int | None]:
+    """`URI@7` -> (URI, 7); a plain URI -> (URI, None)."""
+    m = re.match(r"^(.*\.lance)@(\d+)$", ref)
+    if m:
+        return m.group(1), int(m.group(2))
+    return ref, None
+
+
+def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
+    return pafs.FileSystem.from_uri(uri if "://" in uri else normalise_uri(uri))
+
+
+def exists(uri: str) -> bool:
+    fs, path = _fs(normalise_uri(uri))
+    return fs.get_file_info(path + "/_versions").type == pafs.FileType.Directory
+
+
+def write_text(uri: str, text: str) -> None:
+    fs, path = _fs(uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    tmp = path + ".tmp"
+    with fs.open_output_stream(tmp) as f:
+        f.write(text.encode())
+    fs.move(tmp, path)  # atomic on local disk: a marker is either whole or absent
+
+
+def read_text(uri: str) -> str | None:
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        return None
+    with fs.open_input_stream(path) as f:
+        return f.read().decode()
+
+
+def list_files(uri: str, suffix: str) -> list[str]:
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    prefix = uri.rstrip("/")
+    return sorted(f"{prefix}/{i.base_name}" for i in infos if i.base_name.endswith(suffix))
+
+
+def delete_dir(uri: str) -> None:
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type == pafs.FileType.Directory:
+        fs.delete_dir(path)
+
+
+# --------------------------------------------------------------------------- content hash
+def _canonical(value: Any, out: list[bytes]) -> None:
+    # A type-tagged, length-prefixed encoding: two different rows never encode the same.
+    if value is None:
+        out.append(b"N")
+    elif isinstance(value, bool):
+        out.append(b"T" if value else b"F")
+    elif isinstance(value, int):
+        out.append(b"i%d;" % value)
+    elif isinstance(value, float):
+        out.append(b"f" + repr(value).encode() + b";")
+    elif isinstance(value, str):
+        raw = value.encode()
+        out.append(b"s%d:" % len(raw))
+        out.append(raw)
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        out.append(b"b%d:" % len(raw))
+        out.append(raw)
+    elif isinstance(value, dict):
+        out.append(b"d%d:" % len(value))
+        for k in sorted(value):
+            _canonical(k, out)
+            _canonical(value[k], out)
+    elif isinstance(value, (list, tuple)):
+        out.append(b"l%d:" % len(value))
+        for v in value:
+            _canonical(v, out)
+    else:
+        raise TypeError(f"cannot hash {type(value).__name__}")
+
+
+def row_digest(row: dict[str, Any]) -> int:
+    parts: list[bytes] = []
+    _canonical({k: v for k, v in row.items() if k not in RUN_COLUMNS}, parts)
+    return int.from_bytes(hashlib.sha256(b"".join(parts)).digest(), "big")
+
+
+def table_digest(table: pa.Table) -> int:
+    """Order-independent sum of row digests: shards combine by addition."""
+    total = 0
+    for batch in table.to_batches(max_chunksize=256):
+        for row in batch.to_pylist():
+            total = (total + row_digest(row)) % HASH_MOD
+    return total
+
+
+def content_hash(digest_sum: int, rows: int) -> str:
+    """The dataset version's content hash: independent of row order, fragmenting and run ids."""
+    return hashlib.sha256(f"{rows}:{digest_sum:064x}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- write / commit
+def write_uncommitted(table: pa.Table, uri: str, schema: pa.Schema) -> list[str]:
+    """Write rows as data files under `uri` without committing; returns fragment JSON."""
+    if table.num_rows == 0:
+        return []
+    frags = write_fragments(table, normalise_uri(uri), schema=schema, max_rows_per_file=MAX_ROWS_PER_FILE)
+    return [json.dumps(f.to_json()) for f in frags]
+
+
+def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[str, Any] | None) -> lance.LanceDataset:
+    """One Overwrite transaction holding every fragment of the run (an empty run is a valid version)."""
+    uri = normalise_uri(uri)
+    frags = [FragmentMetadata.from_json(f) for f in fragments]
+    read_version = lance.dataset(uri).version if exists(uri) else 0
+    props = {LINEAGE_KEY: json.dumps(lineage, sort_keys=True)} if lineage is not None else {}
+    tx = lance.Transaction(read_version, lance.LanceOperation.Overwrite(schema, frags), transaction_properties=props)
+    return lance.LanceDataset.commit(uri, tx)
+
+
+def open_dataset(ref: str) -> lance.LanceDataset:
+    """Open `URI` (latest) or `URI@VERSION`, with a clear error when it is not a dataset."""
+    uri, version = split_version(ref)
+    uri = normalise_uri(uri)
+    if not exists(uri):
+        raise FileNotFoundError(f"no Lance dataset at {uri}")
+    return lance.dataset(uri, version=version)
+
+
+def read_lineage(ds: lance.LanceDataset) -> dict[str, Any] | None:
+    tx = ds.read_transaction(ds.version)
+    props = getattr(tx, "transaction_properties", None) or {}
+    raw = props.get(LINEAGE_KEY)
+    return json.loads(raw) if raw else None

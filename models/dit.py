@@ -1,0 +1,213 @@
+"""UnifiedDiT: N input images + an instruction -> M output images (0-4 in, 1-4 out).
+
+Every image is a pseudo-frame: it is patchified on its own, its tokens get a 3D RoPE
+position (frame time, row, column; see `models/rope.py`), and the clean input frames are
+concatenated with the noisy output frames into one image sequence. Double-stream blocks
+(separate image/text weights, joint attention) are followed by single-stream blocks over
+[text; image]; every block is adaLN-Zero modulated by timestep + pooled text. Only the
+output frames' tokens reach the final layer, so the loss and the unpatchify see outputs
+only.
+
+Batches: all samples in one batch share (n_in, n_out, H, W); the trainer groups samples
+by that key (aspect-ratio buckets already fix H, W). Text length may differ per sample:
+padded text tokens are masked out of every attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from models.layers import DoubleStreamBlock, LastLayer, LongSkip, MLPEmbedder, SingleStreamBlock, timestep_embedding
+from models.math import embed_positions
+from models.rope import LAYOUTS, MARGINAL_GAP, image_positions, text_positions
+from models.text_encoder import TextEmbedding
+
+TIME_EMBED_DIM = 256
+
+
+@dataclass
+class DiTConfig:
+    hidden_size: int = 192
+    num_heads: int = 4
+    depth_double: int = 2
+    depth_single: int = 4
+    mlp_ratio: float = 4.0
+    in_channels: int = 3  # channels of the image space: 3 for pixels, 4/16 for VAE latents
+    patch_size: int = 2
+    text_dim: int = 384  # width of the text encoder's token features (all-MiniLM-L6-v2: 384)
+    axes_dim: tuple[int, int, int] = (16, 16, 16)  # RoPE channels of (t, h, w); sums to the head dim
+    theta: float = 10_000.0
+    rope_layout: str = "marginal"  # "marginal" | "uniform"
+    rope_gap: int = MARGINAL_GAP
+    qkv_bias: bool = True
+    long_skips: bool = True
+    max_inputs: int = 4
+    max_outputs: int = 4
+
+    def __post_init__(self) -> None:
+        self.axes_dim = tuple(int(a) for a in self.axes_dim)  # JSON gives a list back
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        if sum(self.axes_dim) != self.head_dim or len(self.axes_dim) != 3:
+            raise ValueError(f"axes_dim {self.axes_dim} must be 3 axes summing to the head dim {self.head_dim}")
+        if self.rope_layout not in LAYOUTS:
+            raise ValueError(f"rope_layout {self.rope_layout!r} is not one of {LAYOUTS}")
+        if self.depth_double + self.depth_single < 1:
+            raise ValueError("the model needs at least one block")
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_heads
+
+    @property
+    def patch_dim(self) -> int:
+        return self.in_channels * self.patch_size**2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DiTConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown DiTConfig keys {unknown}; this code knows {sorted(known)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- presets
+def tiny(**kw) -> DiTConfig:  # ~5M parameters: CPU experiments at 32x32 pixels
+    return DiTConfig(**{"hidden_size": 192, "num_heads": 4, "depth_double": 2, "depth_single": 4, **kw})
+
+
+def small(**kw) -> DiTConfig:  # ~40M parameters
+    return DiTConfig(**{"hidden_size": 384, "num_heads": 6, "depth_double": 4, "depth_single": 8, "axes_dim": (16, 24, 24), **kw})
+
+
+def base(**kw) -> DiTConfig:  # ~300M parameters: GPU, VAE latents
+    return DiTConfig(**{"hidden_size": 768, "num_heads": 12, "depth_double": 8, "depth_single": 16, "axes_dim": (16, 24, 24), **kw})
+
+
+PRESETS = {"tiny": tiny, "small": small, "base": base}
+
+
+# --------------------------------------------------------------------------- model
+class UnifiedDiT(nn.Module):
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        self.config = c = config
+        self.img_in = nn.Linear(c.patch_dim, c.hidden_size)  # per-image patch embedding (shared weights)
+        # RoPE is relative, so a token cannot tell from it alone whether it is clean or noisy;
+        # a learnt role vector (0 = input, 1 = output) tells it.
+        self.frame_role = nn.Parameter(torch.zeros(2, c.hidden_size))
+        self.time_in = MLPEmbedder(TIME_EMBED_DIM, c.hidden_size)
+        self.vector_in = MLPEmbedder(c.text_dim, c.hidden_size)
+        self.txt_in = nn.Linear(c.text_dim, c.hidden_size)
+        self.double_blocks = nn.ModuleList(
+            DoubleStreamBlock(c.hidden_size, c.num_heads, c.mlp_ratio, c.qkv_bias) for _ in range(c.depth_double)
+        )
+        self.single_blocks = nn.ModuleList(
+            SingleStreamBlock(c.hidden_size, c.num_heads, c.mlp_ratio) for _ in range(c.depth_single)
+        )
+        n_blocks = c.depth_double + c.depth_single
+        self.skips = nn.ModuleList(LongSkip(c.hidden_size) for _ in range(n_blocks // 2 if c.long_skips else 0))
+        self.final_layer = LastLayer(c.hidden_size, c.patch_dim)
+        self.initialize_weights()
+
+    def initialize_weights(self) -> None:
+        def _basic_init(module: nn.Module) -> None:
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+        self.apply(_basic_init)
+        nn.init.normal_(self.frame_role, std=0.02)
+        for embedder in (self.time_in, self.vector_in):
+            nn.init.normal_(embedder.in_layer.weight, std=0.02)
+            nn.init.normal_(embedder.out_layer.weight, std=0.02)
+        # adaLN-Zero: every block's gates start at 0, so each block is the identity and the
+        # network starts as a shallow, well-conditioned map that deepens as gates open (DiT
+        # found this clearly better than other conditioning inits).
+        for block in self.double_blocks:
+            for mod in (block.img_mod, block.txt_mod):
+                nn.init.zeros_(mod.lin.weight)
+                nn.init.zeros_(mod.lin.bias)
+        for block in self.single_blocks:
+            nn.init.zeros_(block.modulation.lin.weight)
+            nn.init.zeros_(block.modulation.lin.bias)
+        # Zero output layer: the first prediction is exactly 0, near the mean velocity
+        # E[noise - x0], instead of a random field that the first steps must unlearn.
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
+        nn.init.zeros_(self.final_layer.linear.weight)
+        nn.init.zeros_(self.final_layer.linear.bias)
+        # Long skips start as [I | 0]: they pass the trunk through unchanged, so the
+        # initial network is the plain DiT and the skip path is learnt, not imposed.
+        for skip in self.skips:
+            hidden = skip.linear.out_features
+            nn.init.zeros_(skip.linear.weight)
+            with torch.no_grad():
+                skip.linear.weight[:, :hidden].copy_(torch.eye(hidden))
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: Tensor, t: Tensor, inputs: Tensor | None, text: TextEmbedding) -> Tensor:
+        """Velocity for the noisy outputs.
+
+        x: (B, M, C, H, W) noisy outputs; t: (B,) in [0, 1] (1 = pure noise);
+        inputs: (B, N, C, H, W) clean inputs, or None / N = 0; text: tokens (B, Lt, Dt),
+        mask (B, Lt), pooled (B, Dt). Returns (B, M, C, H, W).
+        """
+        c = self.config
+        B, M, C, H, W = x.shape
+        N = 0 if inputs is None else inputs.shape[1]
+        p = c.patch_size
+        if C != c.in_channels or H % p or W % p:
+            raise ValueError(f"outputs {tuple(x.shape)} do not fit in_channels={c.in_channels}, patch={p}")
+        if not (0 <= N <= c.max_inputs and 1 <= M <= c.max_outputs):
+            raise ValueError(f"{N} inputs / {M} outputs outside 0-{c.max_inputs} / 1-{c.max_outputs}")
+        if N and inputs.shape[2:] != x.shape[2:]:
+            raise ValueError(f"inputs {tuple(inputs.shape)} and outputs {tuple(x.shape)} must share C, H, W")
+        gh, gw = H // p, W // p
+        n_cells = gh * gw
+
+        frames = x if N == 0 else torch.cat((inputs.to(x), x), dim=1)  # (B, N+M, C, H, W)
+        patches = rearrange(frames, "B F C (h p) (w q) -> B (F h w) (C p q)", p=p, q=p)  # (B, Li, C*p*p)
+        role = torch.cat((self.frame_role[0].expand(N * n_cells, -1), self.frame_role[1].expand(M * n_cells, -1)))  # (Li, D)
+        img = self.img_in(patches) + role  # (B, Li, D)
+        txt = self.txt_in(text.tokens.to(img))  # (B, Lt, D)
+        vec = self.time_in(timestep_embedding(t, TIME_EMBED_DIM).to(img)) + self.vector_in(text.pooled.to(img))  # (B, D)
+
+        n_txt = txt.shape[1]
+        ids = torch.cat((text_positions(n_txt), image_positions(N, M, gh, gw, c.rope_layout, c.rope_gap)))  # (Lt+Li, 3)
+        pe = embed_positions(ids.to(x.device)[None], c.axes_dim, c.theta)  # (1, 1, Lt+Li, hd/2, 2, 2)
+        mask = None
+        if not bool(text.mask.all()):  # SDPA's fast path needs no mask; build one only for padded text
+            mask = torch.cat((text.mask.to(x.device, torch.bool), x.new_ones(B, img.shape[1], dtype=torch.bool)), dim=1)  # (B, Lt+Li)
+
+        n_blocks = len(self.double_blocks) + len(self.single_blocks)
+        n_skips, stack = len(self.skips), []
+        for i, block in enumerate(self.double_blocks):
+            if n_skips and i >= n_blocks - n_skips:
+                img = self.skips[n_blocks - 1 - i](img, stack.pop())  # (B, Li, D)
+            img, txt = block(img=img, txt=txt, vec=vec, pe=pe, mask=mask)  # (B, Li, D), (B, Lt, D)
+            if i < n_skips:
+                stack.append(img)
+        seq = torch.cat((txt, img), dim=1)  # (B, Lt+Li, D)
+        for j, block in enumerate(self.single_blocks):
+            i = len(self.double_blocks) + j
+            if n_skips and i >= n_blocks - n_skips:
+                fused = self.skips[n_blocks - 1 - i](seq[:, n_txt:], stack.pop())  # (B, Li, D)
+                seq = torch.cat((seq[:, :n_txt], fused), dim=1)  # (B, Lt+Li, D)
+            seq = block(seq, vec=vec, pe=pe, mask=mask)  # (B, Lt+Li, D)
+            if i < n_skips:
+                stack.append(seq[:, n_txt:])
+        out_tokens = seq[:, n_txt + N * n_cells :]  # (B, M*gh*gw, D) output frames only
+        out = self.final_layer(out_tokens, vec)  # (B, M*gh*gw, C*p*p)
+        return rearrange(out, "B (F h w) (C p q) -> B F C (h p) (w q)", F=M, h=gh, w=gw, p=p, q=p)  # (B, M, C, H, W)
