@@ -43,7 +43,7 @@ def pair_geometry(
     b: np.ndarray,
     *,
     ratio: float = 0.8,
-    min_inliers: int = 15,
+    min_inliers: int = 20,
     threshold_px: float = 2.0,
     n_features: int = 1000,
 ) -> PairGeometry:
@@ -72,7 +72,7 @@ class GeometricConsistencyScorer(Scorer):
     version = "1"
     batch_size = 8
 
-    def __init__(self, min_inliers: int = 15, ratio: float = 0.8, threshold_px: float = 2.0):
+    def __init__(self, min_inliers: int = 20, ratio: float = 0.8, threshold_px: float = 2.0):
         super().__init__()
         self.kw = {"min_inliers": min_inliers, "ratio": ratio, "threshold_px": threshold_px}
 

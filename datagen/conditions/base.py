@@ -1,0 +1,219 @@
+"""The annotator interface: a batch of images -> condition maps, plus the registry by name.
+
+An annotator is built cheaply from its options (no heavy imports), checks its weights
+before any work (`check_weights`), loads its model once per worker (`setup`), then maps a
+batch of uint8 RGB images to uint8 condition maps of the same height and width:
+HxW for single-channel kinds (edges, lines, depth), HxWx3 for colour kinds (pose, seg).
+Output is deterministic: the same image gives the same bytes, batched or one at a time
+(model backends: identical or off by one grey level, from float reduction order).
+
+`__call__` is strict (one unusable image raises `ImageRejected`); `try_annotate` is what a
+flow calls: it returns a map or an `ImageRejected` per image, so one bad image never sinks a
+batch and every image is accounted for.
+"""
+
+from __future__ import annotations
+
+import abc
+import importlib.metadata
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from datagen.conditions import weights
+from datagen.images import MIN_SIDE, ImageRejected
+
+# Panoramas beyond this make detectors that resize the short side to 512 allocate huge
+# rasters; they are rare and poor condition-reference targets anyway.
+MAX_ASPECT = 8.0
+
+
+# --------------------------------------------------------------------------- input normalisation
+def as_rgb(pixels: np.ndarray) -> np.ndarray:
+    """uint8 HxW, HxWx1, HxWx3 or HxWx4 -> contiguous HxWx3; alpha is composited over white.
+
+    White matches controlnet_aux's convention, so a cutout's silhouette becomes an edge
+    rather than whatever colour its transparent pixels happen to hold.
+    """
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        raise ImageRejected("unsupported_pixels", f"want a uint8 array, got {kind}")
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+        raise ImageRejected("unsupported_pixels", f"want HxW, HxWx3 or HxWx4, got shape {pixels.shape}")
+    channels = pixels.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    if channels == 4:
+        alpha = pixels[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = pixels[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels)
+
+
+def prepare_image(pixels: np.ndarray, max_side: int | None = None) -> np.ndarray:
+    """The RGB image an annotator sees (and a reference sample stores as its target).
+
+    Raises ImageRejected for images no annotator can use; shrinks images whose long side
+    exceeds `max_side` (area interpolation, aspect kept) when one is given.
+    """
+    rgb = as_rgb(pixels)
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise ImageRejected("too_small", f"{w}x{h} is below {MIN_SIDE}px on a side")
+    if max(h, w) / min(h, w) > MAX_ASPECT:
+        raise ImageRejected("extreme_aspect", f"{w}x{h} is more elongated than {MAX_ASPECT:g}:1")
+    if max_side is not None and max(h, w) > max_side:
+        k = max_side / max(h, w)
+        size = (max(MIN_SIDE, round(w * k)), max(MIN_SIDE, round(h * k)))
+        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    return rgb
+
+
+def resize_to(map_: np.ndarray, height: int, width: int, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """Bring a map computed at a working resolution back to its image's size."""
+    if map_.shape[:2] == (height, width):
+        return map_
+    return cv2.resize(map_, (width, height), interpolation=interpolation)
+
+
+def working_size(height: int, width: int, short_side: int, multiple: int = 1) -> tuple[int, int]:
+    """(h, w) with the short side scaled to `short_side`, each rounded to `multiple`."""
+    k = short_side / min(height, width)
+    h = max(multiple, int(round(height * k / multiple)) * multiple)
+    w = max(multiple, int(round(width * k / multiple)) * multiple)
+    return h, w
+
+
+def package_version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+# --------------------------------------------------------------------------- the interface
+class Annotator(abc.ABC):
+    name: str = ""  # registry name, e.g. "canny", "openpose_full"
+    kind: str = ""  # condition kind: the task becomes ref.<kind>
+    version: str = "1"  # bump when the same input would give different bytes
+    needs_weights: bool = False
+    input: str = "image"  # what __call__ takes: "image" (pixels) or "sample" (records)
+
+    def __init__(self) -> None:
+        self._ready = False
+
+    # -- weights ------------------------------------------------------------------
+    weights_dir: str | os.PathLike[str] | None = None
+    weights_layout: str = ""  # folder name under $UNIMONTAGE_WEIGHTS when weights_dir is None
+    weights_hint: str = ""  # where to get the files, for the error message
+
+    def weight_files(self) -> list[str | tuple[str, ...]]:
+        """Files needed in the weights folder; a tuple means any one of them."""
+        return []
+
+    def weights_folder(self, weights_dir: str | os.PathLike[str] | None = None) -> Path:
+        return weights.resolve_dir(weights_dir if weights_dir is not None else self.weights_dir, self.weights_layout)
+
+    def check_weights(self, weights_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
+        """Paths of the weight files, or MissingWeightsError naming the file and the folder.
+
+        Cheap (no imports, no reads): call it on the driver before any work is scheduled.
+        """
+        if not self.needs_weights:
+            return {}
+        return weights.require_files(self.name, self.weights_folder(weights_dir), self.weight_files(), self.weights_hint)
+
+    def weight_digests(self) -> dict[str, str]:
+        return {name: weights.file_digest(path) for name, path in self.check_weights().items()}
+
+    # -- lifecycle ----------------------------------------------------------------
+    def setup(self) -> None:
+        """Load the model; idempotent, called once per worker/actor."""
+        if not self._ready:
+            self.check_weights()
+            self._load()
+            self._ready = True
+
+    def _load(self) -> None:
+        pass
+
+    # -- work -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def _annotate(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """Prepared HxWx3 uint8 images -> maps of the same HxW."""
+
+    def __call__(self, batch: Sequence[np.ndarray]) -> list[np.ndarray]:
+        images = [prepare_image(x) for x in batch]
+        if not images:
+            return []
+        self.setup()
+        return self._annotate(images)
+
+    def try_annotate(self, batch: Sequence[np.ndarray]) -> list[np.ndarray | ImageRejected]:
+        """One map or one ImageRejected per input, in order; never raises for a bad image."""
+        results: list[np.ndarray | ImageRejected | None] = [None] * len(batch)
+        good: list[tuple[int, np.ndarray]] = []
+        for i, pixels in enumerate(batch):
+            try:
+                good.append((i, prepare_image(pixels)))
+            except ImageRejected as exc:
+                results[i] = exc
+        if good:
+            self.setup()  # configuration errors (missing weights) still raise: they are not data
+            try:
+                maps = self._annotate([img for _, img in good])
+            except Exception:
+                # Find the culprit one image at a time; batching equals one-at-a-time.
+                maps = [self._annotate_one_or_reject(img) for _, img in good]
+            for (i, _), m in zip(good, maps):
+                results[i] = m
+        return results  # type: ignore[return-value]
+
+    def _annotate_one_or_reject(self, image: np.ndarray) -> np.ndarray | ImageRejected:
+        try:
+            return self._annotate([image])[0]
+        except Exception as exc:  # a model failing on one image is that image's reject
+            return ImageRejected("annotator_error", f"{self.name}: {type(exc).__name__}: {exc}")
+
+    # -- identity -------------------------------------------------------------------
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """What made a map: recorded in every sample's meta."""
+        info: dict[str, Any] = {"name": self.name, "kind": self.kind, "version": self.version}
+        info["options"] = self.options()
+        digests = self.weight_digests()
+        if digests:
+            info["weights"] = digests
+        return info
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items())
+        return f"{type(self).__name__}({self.name}@{self.version}{', ' if opts else ''}{opts})"
+
+
+# --------------------------------------------------------------------------- registry
+ANNOTATORS: dict[str, Callable[..., Annotator]] = {}
+
+
+def register(name: str, factory: Callable[..., Annotator]) -> None:
+    if name in ANNOTATORS:
+        raise ValueError(f"annotator {name!r} is registered twice")
+    ANNOTATORS[name] = factory
+
+
+def make_annotator(name: str, **options: Any) -> Annotator:
+    """Build a registered annotator by name: `make_annotator("canny", low=100, high=200)`."""
+    try:
+        factory = ANNOTATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown annotator {name!r}; known: {', '.join(sorted(ANNOTATORS))}") from None
+    annotator = factory(**options)
+    annotator.name = name
+    return annotator
