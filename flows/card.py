@@ -158,7 +158,8 @@ def render_card(ref: str, *, thumbnails: bool = True) -> str:
     hist = score_histograms(ds) if total else None
     if hist is not None:
         lines += ["## Scores", "", f"![score histograms]({_data_uri(hist, 'image/png')})", ""]
-    lines += ["## Schema", "```", ds.schema.to_string(show_schema_metadata=False), "```", ""]
+    lines += ["## Schema (shared by every UniMontage dataset)", "```"]
+    lines += [f"{f.name}: {f.type}" for f in ds.schema] + ["```", ""]
     lines += _lineage_section(node)
     card = "\n".join(lines)
     if len(card.encode()) > CARD_BUDGET_BYTES and thumbnails:

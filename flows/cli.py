@@ -67,6 +67,34 @@ def collage(
     _print_result(result)
 
 
+@datagen_app.command("multiview")
+def multiview(
+    captures: str = typer.Option(..., "--captures", help="Folder of captures: MVImageNet/COLMAP (images/ + "
+                                 "sparse/0/{cameras,images}.{bin,txt}) or CO3D (frame_annotations.jgz)."),
+    out: str = typer.Option(..., "--out", help=OUT_HELP),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    per_capture: int = typer.Option(2, "--per-capture", help="Samples drawn per capture (distinct view sets)."),
+    max_extra: int = typer.Option(4, "--max-extra", help="At most this many extra views per sample (1-4)."),
+    scorers: str = typer.Option("sharpness,exposure,geometry,diversity", "--scorers",
+                                help="Scorers: sharpness, exposure, geometry, consistency, diversity, "
+                                "clip=DIR, vlm=DIR, vlm-rubric=DIR (local model folders)."),
+    min_geo: Optional[float] = typer.Option(None, "--min-geo", help="Reject samples whose geometric "
+                                            "consistency (RANSAC inlier ratio) is below this."),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Multi-view samples: reference view -> 1-4 further views, camera motion in words, scored."""
+    from flows.multiview_flow import multiview_flow
+
+    try:
+        result = multiview_flow(out=out, captures=captures, seed=seed, per_capture=per_capture,
+                                max_extra=max_extra, scorers=scorers, min_geo=min_geo, workers=workers,
+                                progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
 @app.command("card")
 def card_cmd(
     uri: str = typer.Argument(..., help="Dataset URI, optionally @VERSION."),

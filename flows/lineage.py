@@ -136,14 +136,31 @@ def _describe(node: dict[str, Any]) -> list[str]:
             if not src.get("ref"):
                 lines.append(f"  source {src.get('kind', '')} {src.get('uri')} sha256 {str(src.get('content_hash'))[:16]}")
         return lines
-    if kind in ("checkpoint", "training_run"):
-        lines = [f"{kind} {node.get('uri', node.get('path', ''))} step {node.get('step', '')}"]
-        if node.get("flow_run"):
-            lines.append(f"  flow run {node['flow_run'].get('id')}")
-        code = node.get("code", {})
-        if code:
-            lines.append(f"  code {code.get('package')} git {str(code.get('git'))[:12]}")
-        return lines
+    if kind == "checkpoint":
+        metrics = node.get("metrics") or {}
+        loss = f", loss {metrics['loss']:.4f}" if isinstance(metrics.get("loss"), (int, float)) else ""
+        lines = [f"checkpoint {node.get('uri', node.get('path', ''))}: step {node.get('step', '')}{loss}"]
+        position = node.get("data_position") or {}
+        if position:
+            lines.append(f"  data position: next step {position.get('next_step')} of plan "
+                         f"{str(position.get('plan'))[:16]}; config {str(node.get('config_hash'))[:16]}")
+    elif kind == "training_run":
+        cfg = node.get("config") or {}
+        lines = [f"training run {node.get('name', '')} {node.get('uri', node.get('path', ''))}: "
+                 f"{node.get('status', '?')}, step {node.get('step', '')}/{node.get('max_steps', '?')}, "
+                 f"model {cfg.get('model', '?')}, seed {node.get('seed', '?')}, config {str(node.get('config_hash'))[:16]}"]
+        runs = list(node.get("flow_runs") or []) or ([node["flow_run"]] if node.get("flow_run") else [])
+        for fr in runs:
+            lines.append(f"  flow run {fr.get('flow')} {fr.get('id')} ({fr.get('name', '')})")
+        if node.get("checkpoints"):
+            lines.append(f"  checkpoints: {len(node['checkpoints'])}, latest {node['checkpoints'][-1]}")
+    else:
+        return [f"{kind}: {json.dumps(node)[:200]}"]
+    code = node.get("code", {})
+    if code:
+        lines.append(f"  code {code.get('package')} git {str(code.get('git'))[:12]}"
+                     f"{' +local changes' if code.get('dirty') else ''}")
+    return lines
     return [f"{kind}: {json.dumps(node)[:200]}"]
 
 

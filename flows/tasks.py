@@ -60,3 +60,11 @@ def record_lineage(uri: str, version: int) -> str:
     text = lineage.render(lineage.walk(f"{uri}@{version}"))
     get_run_logger().info("lineage of %s@%d:\n%s", uri, version, text)
     return text
+
+
+def publish(plan: harness.DatasetPlan, workers: int, progress: bool = True) -> tuple[harness.RunResult, str]:
+    """The shared tail of every dataset flow: generate -> card -> lineage."""
+    result = generate_dataset(plan, workers, progress)
+    key = publish_card(result.uri, result.version)
+    record_lineage(result.uri, result.version)
+    return result, key

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import math
 import traceback
-from typing import Any
-
 import numpy as np
 
 from datagen.images import to_rgb
@@ -137,10 +135,3 @@ def reference_and_targets(sample: Sample) -> tuple[np.ndarray | None, list[np.nd
     ref = to_rgb(sample.inputs[0].pixels) if sample.inputs else None
     return ref, [to_rgb(p.pixels) for p in sample.outputs]
 
-
-def mean_or_nan(values: list[float]) -> float:
-    return float(np.mean(values)) if values else float("nan")
-
-
-def as_float_dict(d: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in d.items()}

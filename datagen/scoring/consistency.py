@@ -7,8 +7,8 @@ subject crops, which tells a face from a face-sized patch of wall but is NOT a f
 recogniser (it cannot tell two people apart reliably); the CLIP and VLM scorers are the
 model-backed identity measures. `identity_similarity` is their mean.
 
-Crops: when a sample carries `Region`s named "subject..." for an image, that box is used;
-otherwise the whole image.
+Crops: when a sample carries a `Region` named "subject..." or "face..." for an image, that
+box is used; otherwise the whole image.
 """
 
 from __future__ import annotations
@@ -39,10 +39,14 @@ def _colour_hists(img: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def structure_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of HOG descriptors of both crops at 64x64, in [0, 1]."""
-    da, db = _hog(a), _hog(b)
-    denom = float(np.linalg.norm(da) * np.linalg.norm(db))
-    return float(da @ db / denom) if denom > 0 else 0.0
+    """Cosine similarity of HOG descriptors of both crops at 64x64, in [-1, 1]; the better of
+    `b` and its mirror image, since a subject seen mirrored in another shot is the same."""
+    da = _hog(a)
+    best = -1.0
+    for db in (_hog(b), _hog(b[:, ::-1])):
+        denom = float(np.linalg.norm(da) * np.linalg.norm(db))
+        best = max(best, float(da @ db / denom) if denom > 0 else 0.0)
+    return best
 
 
 def _hog(img: np.ndarray) -> np.ndarray:
@@ -67,11 +71,11 @@ def _fit(img: np.ndarray, side: int) -> np.ndarray:
 
 
 def subject_crops(sample: Sample) -> tuple[np.ndarray | None, list[np.ndarray]]:
-    """(reference crop or None, output crops) using "subject*" regions when present."""
+    """(reference crop or None, output crops) using "subject*" / "face*" regions when present."""
 
     def crop(side: str, k: int, pixels: np.ndarray) -> np.ndarray:
         for r in sample.regions:
-            if r.side == side and r.image == k and r.name.startswith("subject"):
+            if r.side == side and r.image == k and r.name.startswith(("subject", "face")):
                 x0, y0, x1, y1 = r.resolved_box()
                 h, w = pixels.shape[:2]
                 box = pixels[int(y0 * h) : max(int(y1 * h), int(y0 * h) + 1), int(x0 * w) : max(int(x1 * w), int(x0 * w) + 1)]

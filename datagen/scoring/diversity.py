@@ -43,8 +43,7 @@ class DiversityScorer(Scorer):
         for s in samples:
             hashes = [phash(im) for im in sample_images(s, self.which)]
             if len(hashes) < 2:
-                # One image has no diversity to measure; that is a score of 0, not a failure,
-                # only when there is nothing to compare it with in the whole sample.
+                # A single output is measured against the reference instead.
                 hashes = [phash(im) for im in sample_images(s, "all")]
             if len(hashes) < 2:
                 out.append(self.reject("too_few_views", "need 2 images to measure diversity", s))

@@ -47,8 +47,12 @@ def pair_geometry(
     threshold_px: float = 2.0,
     n_features: int = 1000,
 ) -> PairGeometry:
-    kpa, da = _features(a, n_features)
-    kpb, db = _features(b, n_features)
+    return match_features(_features(a, n_features), _features(b, n_features), ratio=ratio, min_inliers=min_inliers, threshold_px=threshold_px)
+
+
+def match_features(fa, fb, *, ratio: float = 0.8, min_inliers: int = 20, threshold_px: float = 2.0) -> PairGeometry:
+    """Ratio-test matches of two (keypoints, descriptors) sets, verified by a RANSAC F-matrix."""
+    (kpa, da), (kpb, db) = fa, fb
     n_kp = (len(kpa), len(kpb))
     if da is None or db is None or len(kpa) < 8 or len(kpb) < 8:
         return PairGeometry(0.0, 0, 0, n_kp)
@@ -66,15 +70,21 @@ def pair_geometry(
 
 
 class GeometricConsistencyScorer(Scorer):
-    """Reference view vs every output view, and each output vs the next (consecutive views)."""
+    """Consecutive pairs along the sample: reference -> view 1 -> view 2 -> ...
+
+    Consecutive views are a few tens of degrees apart, within SIFT's reach; a far view is
+    checked through the chain rather than against the reference directly, where wide
+    baselines would fail even for a perfect capture.
+    """
 
     name = "geo_consistency"
     version = "1"
     batch_size = 8
 
-    def __init__(self, min_inliers: int = 20, ratio: float = 0.8, threshold_px: float = 2.0):
+    def __init__(self, min_inliers: int = 20, ratio: float = 0.8, threshold_px: float = 2.0, n_features: int = 1000):
         super().__init__()
         self.kw = {"min_inliers": min_inliers, "ratio": ratio, "threshold_px": threshold_px}
+        self.n_features = n_features
 
     def score_batch(self, samples: list[Sample]) -> list[ScoreResult]:
         out: list[ScoreResult] = []
@@ -84,12 +94,11 @@ class GeometricConsistencyScorer(Scorer):
             if len(views) < 2:
                 out.append(self.reject("too_few_views", f"{len(views)} image(s); need 2 to compare", s))
                 continue
-            to_ref = [pair_geometry(views[0], v, **self.kw) for v in views[1:]]
-            chain = [pair_geometry(x, y, **self.kw) for x, y in zip(views[1:], views[2:])]
-            pairs = to_ref + chain
+            feats = [_features(v, self.n_features) for v in views]  # each view is in up to two pairs
+            pairs = [match_features(x, y, **self.kw) for x, y in zip(feats, feats[1:])]
             out.append(
                 {
-                    "geo_consistency": float(np.mean([p.score for p in to_ref])),
+                    "geo_consistency": float(np.mean([p.score for p in pairs])),
                     "geo_consistency_min": float(min(p.score for p in pairs)),
                     "geo_inliers_min": float(min(p.inliers for p in pairs)),
                 }

@@ -31,14 +31,15 @@ def sharpness(img: np.ndarray) -> float:
 def exposure(img: np.ndarray) -> dict[str, float]:
     """Clipped fraction, mean luminance, and a [0, 1] exposure score (1 = well exposed).
 
-    The score loses the clipped fraction, and whatever the mean luminance strays outside
-    [0.25, 0.75] (twice over), so both blown-out and crushed frames drop.
+    The score is (1 - clipped fraction) times a mean-luminance factor that is 1 for a mean
+    in [0.2, 0.8] and falls linearly to 0 at 0.05 / 0.95: night shots keep their score,
+    crushed or blown-out frames lose it.
     """
     grey = _grey(img)
     clipped = float(np.mean((grey <= 2) | (grey >= 253)))
     mean = float(grey.mean() / 255.0)
-    score = 1.0 - clipped - 2.0 * max(0.0, abs(mean - 0.5) - 0.25)
-    return {"clipped": clipped, "mean": mean, "score": float(np.clip(score, 0.0, 1.0))}
+    level = float(np.clip((0.45 - abs(mean - 0.5)) / 0.15, 0.0, 1.0))
+    return {"clipped": clipped, "mean": mean, "score": (1.0 - clipped) * level}
 
 
 class SharpnessScorer(Scorer):

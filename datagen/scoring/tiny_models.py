@@ -166,8 +166,15 @@ def make_tiny_open_clip(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
+def mark_tiny_random(folder: str | Path) -> None:
+    """Marker file for layouts whose configs must not carry extra keys (diffusers warns)."""
+    (Path(folder) / TINY_MARKER).write_text("random weights: outputs are meaningless\n")
+
+
 def is_tiny_random(folder: str | Path) -> bool:
-    """True for a folder written by this module (its scores are meaningless)."""
+    """True for a folder written by a tiny_models module (its outputs are meaningless)."""
+    if (Path(folder) / TINY_MARKER).is_file():
+        return True
     for name in ("config.json", "open_clip_config.json"):
         path = Path(folder) / name
         if path.is_file():
