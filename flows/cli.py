@@ -95,6 +95,35 @@ def multiview(
     _print_result(result)
 
 
+@datagen_app.command("conditions")
+def conditions(
+    images: str = typer.Option(..., "--images", help="A folder of images (captions from <stem>.txt) or a "
+                               "UniMontage Lance dataset URI[@VERSION] (each row's first output image)."),
+    out: str = typer.Option(..., "--out", help=OUT_HELP),
+    kinds: str = typer.Option("canny,lineart_standard,seg", "--kinds",
+                              help="Condition kinds: canny, lineart_standard, seg (exact regions; Lance sources) "
+                              "need no weights; lineart, lineart_coarse, hed, pose (openpose), openpose_full, "
+                              "depth (Depth-Anything-V2) and other controlnet_aux annotators need --weights."),
+    weights: Optional[str] = typer.Option(None, "--weights", help="Local weights: a root holding Annotators/ "
+                                          "(controlnet_aux layout) and Depth-Anything-V2-Small-hf/, or one of those folders."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    multi_prob: float = typer.Option(0.3, "--multi-prob", help="Probability that a sample combines 2-3 maps."),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Condition-reference samples: ControlNet condition map(s) + prompt -> the source image."""
+    from datagen.conditions import MissingWeightsError
+    from flows.conditions_flow import conditions_flow, resolve_kinds
+
+    try:
+        resolve_kinds(kinds, weights)  # unknown kinds and missing weights fail before Prefect or Ray start
+        result = conditions_flow(out=out, images=images, kinds=kinds, weights=weights, seed=seed,
+                                 multi_prob=multi_prob, workers=workers, progress=progress)
+    except (ValueError, FileNotFoundError, MissingWeightsError) as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
 @app.command("card")
 def card_cmd(
     uri: str = typer.Argument(..., help="Dataset URI, optionally @VERSION."),

@@ -45,6 +45,7 @@ class DatasetPlan:
     generator: str = ""
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
+    actors: bool = True  # False: stateless Ray tasks, for workers with no expensive setup
 
     @property
     def content_key(self) -> str:
@@ -150,7 +151,7 @@ def execute(
                disable=not progress, dynamic_ncols=True)
     ran = 0
     for k, result in run_shards(todo, factory, workers=workers, cpus_per_worker=plan.cpus_per_worker,
-                                gpus_per_worker=plan.gpus_per_worker):
+                                gpus_per_worker=plan.gpus_per_worker, actors=plan.actors):
         # The marker is written only after the shard's fragments are on storage.
         lance_io.write_text(f"{stage}/shard-{k:06d}.json", json.dumps(result))
         done[k] = result

@@ -60,6 +60,11 @@ class _ShardActor:
         return {"shard": shards, "result": results}
 
 
+def _run_as_task(batch: dict[str, Any], factory) -> dict[str, Any]:
+    """Stateless variant: cheap workers (classical, no weights) are built per shard, in tasks."""
+    return _ShardActor(factory)(batch)
+
+
 def run_shards(
     payloads: dict[int, dict[str, Any]],
     factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]],
@@ -67,11 +72,13 @@ def run_shards(
     workers: int,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
+    actors: bool = True,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (shard index, result) as shards finish, in completion order.
 
-    `factory` is called once per actor and returns the per-shard function; payloads and
-    results are JSON-able dicts (small: fragment metadata and counts, never pixels).
+    `factory` is called once per actor (or once per shard when `actors` is False) and returns
+    the per-shard function; payloads and results are JSON-able dicts (small: fragment
+    metadata and counts, never pixels).
     """
     if not payloads:
         return
@@ -79,14 +86,11 @@ def run_shards(
     _quiet_ray_data()
     items = [{"shard": k, "payload": json.dumps(p)} for k, p in sorted(payloads.items())]
     ds = ray.data.from_items(items, override_num_blocks=len(items))
-    ds = ds.map_batches(
-        _ShardActor,
-        fn_constructor_kwargs={"factory": factory},
-        batch_size=1,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(items)))),
-        num_cpus=cpus_per_worker,
-        num_gpus=gpus_per_worker,
-    )
+    common = dict(batch_size=1, batch_format="numpy", num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
+    if actors:  # setup (asset packs, models) once per actor
+        ds = ds.map_batches(_ShardActor, fn_constructor_kwargs={"factory": factory},
+                            compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(items)))), **common)
+    else:
+        ds = ds.map_batches(_run_as_task, fn_kwargs={"factory": factory}, concurrency=max(1, workers), **common)
     for row in ds.iter_rows():
         yield int(row["shard"]), json.loads(row["result"])

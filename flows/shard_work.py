@@ -20,7 +20,12 @@ from flows import lance_io
 
 
 class ItemWorker(Protocol):
-    """A product's per-actor worker: item dict -> samples and/or rejects (pure data logic)."""
+    """A product's per-actor worker: item dict -> samples and/or rejects (pure data logic).
+
+    A worker that gains from batching (a model forward over many images) may also define
+    `process_batch(items) -> list[list[Sample | Reject]]`, one list per item, in order; if
+    it raises, the shard falls back to one item at a time so one bad item cannot sink it.
+    """
 
     def __call__(self, item: dict[str, Any]) -> Iterable[Sample | Reject]: ...
 
@@ -79,12 +84,16 @@ def process_item(
     ident: RunIdentity,
     check: Callable[[Sample], str | None] | None,
     out: ShardOutcome,
+    precomputed: list[Sample | Reject] | None = None,
 ) -> None:
     index = int(item["index"])
-    try:
-        records = list(worker(item))
-    except Exception as exc:  # one bad item must not end the run
-        records = [_reject_from_error(item, exc)]
+    if precomputed is not None:
+        records = list(precomputed)
+    else:
+        try:
+            records = list(worker(item))
+        except Exception as exc:  # one bad item must not end the run
+            records = [_reject_from_error(item, exc)]
     if not records:
         records = [Reject("no_output", "the generator produced neither a sample nor a reject",
                           source=str(item.get("source", "")), task=str(item.get("task", "")))]
@@ -132,8 +141,17 @@ class ShardRunner:
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         t0 = time.perf_counter()
         out = ShardOutcome()
-        for item in payload["items"]:
-            process_item(self.worker, item, self.ident, self.check, out)
+        items = payload["items"]
+        batched = None
+        if hasattr(self.worker, "process_batch"):
+            try:
+                batched = self.worker.process_batch(items)
+                if len(batched) != len(items):
+                    raise RuntimeError(f"process_batch returned {len(batched)} results for {len(items)} items")
+            except Exception:  # fall back to one item at a time: the culprit becomes a reject
+                batched = None
+        for k, item in enumerate(items):
+            process_item(self.worker, item, self.ident, self.check, out, None if batched is None else batched[k])
         t1 = time.perf_counter()
         sample_table = schema.pa.Table.from_pylist(out.rows, schema=schema.SAMPLE_SCHEMA)
         reject_table = schema.pa.Table.from_pylist(out.rejects, schema=schema.REJECT_SCHEMA)

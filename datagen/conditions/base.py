@@ -89,6 +89,14 @@ def working_size(height: int, width: int, short_side: int, multiple: int = 1) ->
     return h, w
 
 
+def default_micro_batch(device: str, micro_batch: int | None) -> int:
+    """Images per forward pass. On CPU one image already keeps every core busy and a batch
+    of 512px activations costs gigabytes, so batching only pays on accelerators."""
+    if micro_batch:
+        return max(1, int(micro_batch))
+    return 1 if str(device).startswith("cpu") else 8
+
+
 def package_version(dist: str) -> str:
     try:
         return importlib.metadata.version(dist)
@@ -102,10 +110,9 @@ class Annotator(abc.ABC):
     kind: str = ""  # condition kind: the task becomes ref.<kind>
     version: str = "1"  # bump when the same input would give different bytes
     needs_weights: bool = False
-    input: str = "image"  # what __call__ takes: "image" (pixels) or "sample" (records)
-
-    def __init__(self) -> None:
-        self._ready = False
+    consumes: str = "image"  # what __call__ takes: "image" (pixels) or "sample" (records)
+    _ready = False
+    _loaded: frozenset[str] = frozenset()  # attributes setup() created (models, processors)
 
     # -- weights ------------------------------------------------------------------
     weights_dir: str | os.PathLike[str] | None = None
@@ -126,7 +133,8 @@ class Annotator(abc.ABC):
         """
         if not self.needs_weights:
             return {}
-        return weights.require_files(self.name, self.weights_folder(weights_dir), self.weight_files(), self.weights_hint)
+        folder = self.weights_folder(weights_dir)
+        return weights.require_files(self.name, folder, self.weight_files(), self.weights_hint)
 
     def weight_digests(self) -> dict[str, str]:
         return {name: weights.file_digest(path) for name, path in self.check_weights().items()}
@@ -136,11 +144,21 @@ class Annotator(abc.ABC):
         """Load the model; idempotent, called once per worker/actor."""
         if not self._ready:
             self.check_weights()
+            before = set(self.__dict__)
             self._load()
+            self._loaded = frozenset(set(self.__dict__) - before)
             self._ready = True
 
     def _load(self) -> None:
         pass
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Shipping an annotator to a worker sends its configuration, never a loaded model:
+        # the worker calls setup() itself.
+        state = {k: v for k, v in self.__dict__.items() if k not in self._loaded}
+        state.pop("_loaded", None)
+        state.pop("_ready", None)
+        return state
 
     # -- work -----------------------------------------------------------------------
     @abc.abstractmethod
@@ -167,9 +185,12 @@ class Annotator(abc.ABC):
             self.setup()  # configuration errors (missing weights) still raise: they are not data
             try:
                 maps = self._annotate([img for _, img in good])
-            except Exception:
-                # Find the culprit one image at a time; batching equals one-at-a-time.
+            except Exception as batch_error:
+                # Find the culprit one image at a time (batching equals one-at-a-time). When
+                # every image fails, the annotator is broken, not the data: raise.
                 maps = [self._annotate_one_or_reject(img) for _, img in good]
+                if len(maps) > 1 and all(isinstance(m, ImageRejected) for m in maps):
+                    raise batch_error
             for (i, _), m in zip(good, maps):
                 results[i] = m
         return results  # type: ignore[return-value]
@@ -214,6 +235,4 @@ def make_annotator(name: str, **options: Any) -> Annotator:
         factory = ANNOTATORS[name]
     except KeyError:
         raise ValueError(f"unknown annotator {name!r}; known: {', '.join(sorted(ANNOTATORS))}") from None
-    annotator = factory(**options)
-    annotator.name = name
-    return annotator
+    return factory(**options)

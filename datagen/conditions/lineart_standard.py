@@ -38,7 +38,8 @@ class LineartStandardAnnotator(Annotator):
 
     def __init__(self, blur_sigma: float = 6.0, intensity_threshold: float = 8.0, resolution: int = 512):
         super().__init__()
-        self.blur_sigma, self.intensity_threshold, self.resolution = float(blur_sigma), float(intensity_threshold), int(resolution)
+        self.blur_sigma, self.resolution = float(blur_sigma), int(resolution)
+        self.intensity_threshold = float(intensity_threshold)
 
     def options(self) -> dict[str, Any]:
         return {"blur_sigma": self.blur_sigma, "intensity_threshold": self.intensity_threshold,

@@ -63,7 +63,7 @@ class SegFromRegionsAnnotator(Annotator):
     name = "seg_regions"
     kind = "seg"
     version = "1"
-    input = "sample"
+    consumes = "sample"
 
     def __init__(self, side: str = "output", image: int = 0, names: Sequence[str] | None = None):
         super().__init__()

@@ -19,7 +19,7 @@ from typing import Any, Iterator, Sequence
 
 WEIGHTS_ENV = "UNIMONTAGE_WEIGHTS"
 ANNOTATORS_LAYOUT = "Annotators"  # https://huggingface.co/lllyasviel/Annotators
-ANNOTATORS_HINT = "download it from the lllyasviel/Annotators repository on the Hugging Face hub into that folder"
+ANNOTATORS_HINT = "download the files from the lllyasviel/Annotators repository (Hugging Face hub) into that folder"
 
 
 class MissingWeightsError(FileNotFoundError):
