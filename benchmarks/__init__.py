@@ -1,0 +1,1 @@
+"""Side-by-side speed and quality measurements (not tests). `make bench` runs them all."""
