@@ -169,6 +169,17 @@ def lineage_cmd(
             raise typer.Exit(1)
 
 
+def _mount_training() -> None:
+    """`train` and `sample` live with the trainer; the main CLI mounts them."""
+    from training.cli import sample, train
+
+    app.command("train", help=train.__doc__)(train)
+    app.command("sample", help=sample.__doc__)(sample)
+
+
+_mount_training()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="unimontage")
 

@@ -144,6 +144,8 @@ def _describe(node: dict[str, Any]) -> list[str]:
         if position:
             lines.append(f"  data position: next step {position.get('next_step')} of plan "
                          f"{str(position.get('plan'))[:16]}; config {str(node.get('config_hash'))[:16]}")
+        if node.get("weights_sha256"):
+            lines.append(f"  weights sha256 {node['weights_sha256'][:16]}")
     elif kind == "training_run":
         cfg = node.get("config") or {}
         lines = [f"training run {node.get('name', '')} {node.get('uri', node.get('path', ''))}: "

@@ -1,0 +1,86 @@
+"""What a training checkpoint holds, and reading it back to resume.
+
+    <checkpoint>/config.json         model config + step + extra (models.checkpoint format)
+    <checkpoint>/model.safetensors   weights
+    <checkpoint>/optimizer.pt        optimizer state (read back with weights_only=True)
+    <checkpoint>/train_state.json    next step, data position, train config, RNG state, metric history
+    <checkpoint>/lineage.json        the checkpoint's lineage node (training/lineage.py)
+
+The data position is the next step: batches are a pure function of the step (see
+training/mixing.py), so nothing else about the data stream needs saving. `plan` records
+the schedule's fingerprint; resuming under a different schedule is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_FILE = "train_state.json"
+STATE_FORMAT = "unimontage.train_state"
+# Every random draw is keyed by (seed, step[, rank]); the global torch state is saved too
+# so any layer that draws from it (dropout) resumes where it was.
+RNG_SCHEME = "plan: PCG64(seed, step); loss noise/timesteps/text dropout: torch.Generator(seed, step, rank)"
+
+
+@dataclass
+class TrainState:
+    next_step: int
+    plan: str  # StepPlan.fingerprint()
+    config: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)  # one metrics dict per finished step
+    torch_rng: str = ""  # base64 of torch.get_rng_state()
+    datasets: list[str] = field(default_factory=list)
+
+
+def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
+         lineage: dict[str, Any], model_extra: dict[str, Any]) -> Path:
+    from models.checkpoint import WEIGHTS_FILE, save_checkpoint
+
+    folder = Path(folder)
+    save_checkpoint(folder, model, optimizer=optimizer, step=state.next_step, extra=model_extra)
+    state.torch_rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
+    doc = {"format": STATE_FORMAT, "next_step": state.next_step, "data_position": {"next_step": state.next_step,
+           "plan": state.plan}, "config": state.config, "datasets": state.datasets,
+           "rng": {"scheme": RNG_SCHEME, "torch": state.torch_rng}, "history": state.history}
+    (folder / STATE_FILE).write_text(json.dumps(doc))
+    from flows.lineage import file_hash
+
+    # The weights' hash ties the lineage node to these exact bytes.
+    lineage = lineage | {"weights_sha256": file_hash(folder / WEIGHTS_FILE)}
+    (folder / "lineage.json").write_text(json.dumps(lineage, indent=1, sort_keys=True))
+    return folder
+
+
+def read_state(folder: str | Path) -> TrainState:
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"missing {STATE_FILE} in checkpoint folder {folder}")
+    doc = json.loads(path.read_text())
+    if doc.get("format") != STATE_FORMAT:
+        raise ValueError(f"{path} is not a {STATE_FORMAT} file")
+    return TrainState(next_step=int(doc["next_step"]), plan=doc["data_position"]["plan"], config=doc["config"],
+                      history=doc.get("history", []), torch_rng=doc["rng"]["torch"], datasets=doc.get("datasets", []))
+
+
+def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: str) -> TrainState:
+    """Load weights, optimizer and RNG into the given objects; return where to continue."""
+    from safetensors.torch import load_file
+
+    from models.checkpoint import OPTIMIZER_FILE, WEIGHTS_FILE
+
+    folder = Path(folder)
+    state = read_state(folder)
+    if state.plan != plan:
+        raise ValueError(f"checkpoint {folder} was trained on another data plan ({state.plan[:12]} != {plan[:12]}): "
+                         "the datasets, their versions or the mixing config differ; start a new run name")
+    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)), strict=True)
+    optimizer.load_state_dict(torch.load(folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
+    if state.torch_rng:
+        torch.set_rng_state(torch.frombuffer(bytearray(base64.b64decode(state.torch_rng)), dtype=torch.uint8))
+    return state
