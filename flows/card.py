@@ -53,18 +53,22 @@ def examples_per_task(ds, per_task: int = 1) -> list[Any]:
     return [from_row(r) for r in rows]
 
 
-def score_histograms(ds, max_rows: int = 200_000) -> bytes | None:
+def score_values(ds, max_rows: int = 200_000) -> dict[str, list[float]]:
+    col = ds.to_table(columns=["scores"], limit=max_rows).column("scores")
+    values: dict[str, list[float]] = {}
+    for entry in col.to_pylist():
+        for k, v in entry or []:
+            values.setdefault(k, []).append(v)
+    return values
+
+
+def score_histograms(values: dict[str, list[float]]) -> bytes | None:
     """One small histogram per score name, as a PNG; None when the dataset has no scores."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    col = ds.to_table(columns=["scores"], limit=max_rows).column("scores")
-    values: dict[str, list[float]] = {}
-    for entry in col.to_pylist():
-        for k, v in entry or []:
-            values.setdefault(k, []).append(v)
     if not values:
         return None
     names = sorted(values)
@@ -82,6 +86,14 @@ def score_histograms(ds, max_rows: int = 200_000) -> bytes | None:
     fig.savefig(buf, format="png", dpi=72)
     plt.close(fig)
     return buf.getvalue()
+
+
+def _score_rows(values: dict[str, list[float]]) -> list[list[Any]]:
+    rows = []
+    for name in sorted(values):
+        v = np.asarray(values[name], np.float64)
+        rows.append([f"`{name}`", len(v), f"{v.min():.4g}", f"{np.median(v):.4g}", f"{v.mean():.4g}", f"{v.max():.4g}"])
+    return rows
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> str:
@@ -155,9 +167,11 @@ def render_card(ref: str, *, thumbnails: bool = True) -> str:
         jpeg = contact_sheet.to_jpeg(sheet, quality=75)
         lines += ["## Examples (one per task: inputs in blue -> outputs in green)", "",
                   f"![examples]({_data_uri(jpeg, 'image/jpeg')})", ""]
-    hist = score_histograms(ds) if total else None
-    if hist is not None:
-        lines += ["## Scores", "", f"![score histograms]({_data_uri(hist, 'image/png')})", ""]
+    values = score_values(ds) if total else {}
+    if values:
+        lines += ["## Scores", "", _table(["score", "n", "min", "median", "mean", "max"], _score_rows(values)), ""]
+        hist = score_histograms(values)
+        lines += [f"![score histograms]({_data_uri(hist, 'image/png')})", ""]
     lines += ["## Schema (shared by every UniMontage dataset)", "```"]
     lines += [f"{f.name}: {f.type}" for f in ds.schema] + ["```", ""]
     lines += _lineage_section(node)

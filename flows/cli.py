@@ -124,6 +124,58 @@ def conditions(
     _print_result(result)
 
 
+@datagen_app.command("video-pairs")
+def video_pairs(
+    videos: str = typer.Option(..., "--videos", help="Folder (or object-store prefix, e.g. s3://bucket/clips) "
+                               "of video files: mp4, mov, mkv, webm, avi, gif, ..."),
+    out: str = typer.Option(..., "--out", help=OUT_HELP),
+    min_motion: Optional[float] = typer.Option(None, "--min-motion", help="Reject pairs whose mean motion is "
+                                               "below this many pixels of the ORIGINAL resolution (a static-pair "
+                                               "floor of 0.4% of the frame diagonal always applies)."),
+    fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second; pairs and cuts are found on them."),
+    flow_method: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis_fine, farneback."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Video frame pairs within shots and across cuts, scored by optical-flow motion (iMontage)."""
+    from flows.video_flow import video_pairs_flow
+
+    try:
+        result = video_pairs_flow(out=out, videos=videos, seed=seed, min_motion=min_motion, fps=fps,
+                                  flow_method=flow_method, workers=workers, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
+@datagen_app.command("storyboard")
+def storyboard(
+    out: str = typer.Option(..., "--out", help=OUT_HELP),
+    videos: Optional[str] = typer.Option(None, "--videos", help="Folder of videos: one storyboard per video "
+                                         "from keyframes across its shots."),
+    generator: Optional[str] = typer.Option(None, "--generator", help="diffusers:/local/pipeline or an "
+                                            "http(s):// endpoint; makes --num storyboards from templates."),
+    num: int = typer.Option(8, "--num", help="Storyboards to generate with --generator."),
+    scorers: str = typer.Option("consistency,diversity", "--scorers", help="Scorers (see datagen multiview)."),
+    faces: bool = typer.Option(True, "--faces/--no-faces", help="Character references must show one face."),
+    nsfw: Optional[str] = typer.Option(None, "--nsfw", help="Local image-classifier folder for the NSFW filter."),
+    fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second when reading videos."),
+    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
+    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+) -> None:
+    """Storyboards: character reference -> panels with captions, from videos or a generator."""
+    from flows.storyboard_flow import storyboard_flow
+
+    try:
+        result = storyboard_flow(out=out, videos=videos, generator=generator, num=num, seed=seed, scorers=scorers,
+                                 faces=faces, nsfw=nsfw, fps=fps, workers=workers, progress=progress)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
+    _print_result(result)
+
+
 @app.command("card")
 def card_cmd(
     uri: str = typer.Argument(..., help="Dataset URI, optionally @VERSION."),

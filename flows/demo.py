@@ -37,8 +37,12 @@ def demo_flow(workers: int = 2) -> dict:
     from datagen.multiview.synthetic import make_demo_captures
     from flows.collage_flow import collage_flow
     from flows.conditions_flow import conditions_flow
+    from datagen.storyboard.demo_video import make_storyboard_clip
+    from datagen.video import make_demo_clips
     from flows.multiview_flow import multiview_flow
+    from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow
+    from flows.video_flow import video_pairs_flow
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -53,7 +57,18 @@ def demo_flow(workers: int = 2) -> dict:
         make_demo_captures(captures, seed=0, n_views=16)
     results["multiview"] = multiview_flow(out=str(DATA / "multiview.lance"), captures=str(captures),
                                           per_capture=3, workers=workers)
-    training = train_flow(config="demo", datasets=[collage_ref], out=str(DATA / "runs"))
+    clips = DATA / "sources" / "videos"
+    if not clips.is_dir():
+        make_demo_clips(clips, seed=0)  # pan, zoom, roll, cuts, near-static, and skimage's GIF
+    results["video_pairs"] = video_pairs_flow(out=str(DATA / "video_pairs.lance"), videos=str(clips),
+                                              workers=workers)
+    stories = DATA / "sources" / "story_videos"
+    if not stories.is_dir():
+        make_storyboard_clip(stories, seed=0)
+    results["storyboard"] = storyboard_flow(out=str(DATA / "storyboard.lance"), videos=str(stories),
+                                            workers=workers)
+    refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
+    training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
     return {"datasets": results, "training": training}
 def main() -> None:
     t0 = time.perf_counter()

@@ -80,12 +80,10 @@ class _MakeWorker:
 def plan_video_pairs(out: str, videos: str, seed: int, overrides: dict[str, Any],
                      shard_size: int = 2) -> harness.DatasetPlan:
     from datagen.video import VideoPairConfig
-    from datagen.video.filters import MotionRule
-
     cfg = VideoPairConfig().as_dict()
     for key, value in overrides.items():
         if key == "min_motion_px":
-            cfg["motion"] = MotionRule(**cfg["motion"]).__dict__ | {"min_motion_px": value}
+            cfg["motion"] = dict(cfg["motion"], min_px=float(value))
         else:
             cfg[key] = value
     VideoWorker(seed, cfg)  # validates the configuration (and model folders) before any work

@@ -1,0 +1,263 @@
+"""One video in, frame-pair samples and rejects out: the pure function the flow calls.
+
+    samples, rejects = process_video(path, config, rng)
+
+Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arrive in
+time order; each is measured once (working-size grey, colour histogram, sharpness,
+exposure); consecutive frames are compared for cuts; the pair planner completes pairs
+within the current shot; cut and stitched cross-transition pairs are cut from the same
+stream. Memory holds only the open anchors, never the whole video.
+
+Every input is accounted for: a video either yields samples and/or pair-level rejects, or
+exactly one video-level reject (unreadable, truncated, too small, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from datagen.schema import Picture, Reject, Sample, make_id
+from datagen.video import captions
+from datagen.video.config import VideoPairConfig
+from datagen.video.decode import prefetched, read_frames, sample_times
+from datagen.video.filters import FrameQuality, frame_problem, measure_quality, motion_problem, motion_weight
+from datagen.video.flow import raft_weights_file
+from datagen.video.motion import MotionEstimate, estimate_motion, to_work, work_size
+from datagen.video.pairs import PairPlanner
+from datagen.video.phash import PairIndex, phash
+from datagen.video.probe import VideoInfo, VideoRejected, content_hash, probe
+from datagen.video.shots import colour_histogram, hist_distance, judge_cut
+from datagen.video.transitions import plan_stitches, recrop
+
+GENERATOR = "datagen.video@1"
+TASK_PAIR = "video.pair"
+TASK_TRANSITION = "video.transition"
+
+
+def process_video(
+    path: str | Path, config: VideoPairConfig, rng: np.random.Generator, *, video_id: str | None = None
+) -> tuple[list[Sample], list[Reject]]:
+    """Frame pairs of one video. Raises only for configuration errors (missing weights)."""
+    check_models(config)
+    path = Path(path)
+    video_id = video_id or path.name
+    try:
+        info = probe(path, config.limits)
+        digest = content_hash(path)
+    except VideoRejected as exc:
+        return [], [_video_reject(exc, path, video_id, "source")]
+    run = _VideoRun(info, config, rng, video_id, digest)
+    duration = info.duration if info.duration > 0 else config.limits.max_duration_s
+    try:
+        times = sample_times(duration, config.sample_fps)
+        with prefetched(read_frames(info, times, size=run.store_size)) as frames:
+            for frame in frames:
+                # Pairs are planned on the sampling grid; frames carry their real times to meta.
+                run.add(frame.index, times[frame.index], frame.time, frame.pixels)
+        run.finish()
+    except VideoRejected as exc:
+        return [], [_video_reject(exc, path, video_id, "decode")]
+    if run.n_frames < 2:
+        exc = VideoRejected("too_few_frames", f"{run.n_frames} frame(s) at {config.sample_fps} fps sampling")
+        return [], [_video_reject(exc, path, video_id, "decode")]
+    if not run.samples and not run.rejects:
+        exc = VideoRejected("no_pairs", f"no shot spans the minimum gap of {config.gap_range_s[0]} s")
+        return [], [_video_reject(exc, path, video_id, "generate")]
+    return run.samples, run.rejects
+
+
+def check_models(config: VideoPairConfig) -> None:
+    """Fail before any work when a configured model folder lacks its files."""
+    if config.flow_method == "raft":
+        raft_weights_file(config.raft_dir)
+    if config.captioner == "vlm":
+        captions.check_vlm_dir(config.vlm_dir)
+
+
+def _video_reject(exc: VideoRejected, path: Path, video_id: str, stage: str) -> Reject:
+    return Reject(
+        reason=exc.reason, detail=exc.detail, source=str(path), task=TASK_PAIR, stage=stage,
+        meta={"video_id": video_id}, generator=GENERATOR,
+    )  # fmt: skip
+
+
+@dataclass
+class _Frame:
+    """A sampled frame and what is measured on it, once."""
+
+    index: int
+    grid: float  # the sampling time this frame stands for
+    time: float  # its real presentation time
+    shot: int
+    rgb: np.ndarray  # stored size
+    work: np.ndarray  # grey, working size
+    hist: np.ndarray
+    quality: FrameQuality
+    problem: tuple[str, str] | None
+    _hash: int | None = field(default=None, repr=False)
+
+    @property
+    def phash(self) -> int:
+        if self._hash is None:
+            self._hash = phash(self.work)
+        return self._hash
+
+
+class _VideoRun:
+    def __init__(self, info: VideoInfo, config: VideoPairConfig, rng: np.random.Generator, video_id: str, digest: str):
+        self.info, self.config, self.video_id, self.digest = info, config, video_id, digest
+        # Independent sub-streams: changing how captions draw never moves which pairs are made.
+        r_pairs, r_stitch, r_text, r_crop = rng.spawn(4)
+        self.text_rng, self.crop_rng = r_text, r_crop
+        self.planner: PairPlanner[_Frame] = PairPlanner(
+            config.gap_range_s, config.anchor_every_s, 1.0 / config.sample_fps, r_pairs
+        )
+        duration = info.duration if info.duration > 0 else 0.0
+        self.stitches = plan_stitches(duration, config.stitched_pairs, config.stitch_min_separation_s, r_stitch)
+        self.stitch_a: _Frame | None = None
+        long_side = max(info.width, info.height)
+        s = min(1.0, (config.max_store_side or long_side) / long_side)
+        self.store_size = (max(2, round(info.width * s)), max(2, round(info.height * s)))
+        self.work_size = work_size(*self.store_size, config.work_side)
+        self.original = (info.width, info.height)
+        self.half = 0.5 / config.sample_fps
+        self.seen = PairIndex(config.max_phash_distance)
+        self.samples: list[Sample] = []
+        self.rejects: list[Reject] = []
+        self.prev: _Frame | None = None
+        self.shot = 0
+        self.n_frames = 0
+        self.captioner = (
+            captions.load_vlm(str(config.vlm_dir), config.vlm_max_new_tokens) if config.captioner == "vlm" else None
+        )
+
+    # ------------------------------------------------------------------ stream
+    def add(self, index: int, grid: float, t: float, rgb: np.ndarray) -> None:
+        q = measure_quality(rgb, self.config.quality)
+        f = _Frame(index, grid, t, self.shot, rgb, to_work(rgb, self.work_size), colour_histogram(rgb), q,
+                   frame_problem(q, self.config.quality))  # fmt: skip
+        self.n_frames += 1
+        prev = self.prev
+        if prev is not None:
+            est = self._motion(prev, f)
+            cut = judge_cut(hist_distance(prev.hist, f.hist), est, self.config.cut)
+            if cut.is_cut:
+                self._pairs(self.planner.close_shot(prev, prev.grid))
+                self.shot += 1
+                f.shot = self.shot
+                if self.config.cut_pairs:
+                    self._transition(prev, f, "cut", {"hist_distance": cut.hist_distance,
+                                                      "alignment": cut.alignment})  # fmt: skip
+        self._pairs(self.planner.push(f, grid))
+        self._stitch(f)
+        self.prev = f
+
+    def finish(self) -> None:
+        if self.prev is not None:
+            self._pairs(self.planner.close_shot(self.prev, self.prev.grid))
+
+    def _pairs(self, pairs: list[tuple[_Frame, _Frame, float]]) -> None:
+        for a, b, drawn in pairs:
+            if len(self.samples) < self.config.max_pairs_per_video:
+                self._pair(a, b, drawn)
+
+    def _stitch(self, f: _Frame) -> None:
+        if not self.stitches:
+            return
+        ta, tb = self.stitches[0]
+        if self.stitch_a is None and f.grid >= ta - self.half:
+            self.stitch_a = f
+        elif self.stitch_a is not None and f.grid >= tb - self.half:
+            crop, box = recrop(f.rgb, self.crop_rng, self.config.recrop_scale)
+            self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
+            self.stitches.pop(0)
+            self.stitch_a = None
+
+    # ------------------------------------------------------------------ samples
+    def _motion(self, a: _Frame, b: _Frame) -> MotionEstimate:
+        c = self.config
+        return estimate_motion(a.work, b.work, method=c.flow_method, work_side=c.work_side,
+                               original_size=self.original, raft_dir=c.raft_dir)  # fmt: skip
+
+    def _reject(self, reason: str, detail: str, a: _Frame, b: _Frame, task: str, meta: dict) -> None:
+        self.rejects.append(Reject(
+            reason=reason, detail=detail, source=f"{self.info.path}#t={a.time:.3f},{b.time:.3f}", task=task,
+            stage="filter", meta={"video_id": self.video_id, **meta}, generator=GENERATOR,
+        ))  # fmt: skip
+
+    def _meta(self, kind: str, a: _Frame, b: _Frame) -> dict:
+        return {
+            "kind": kind,
+            "video_id": self.video_id,
+            "t_a": round(a.time, 4),
+            "t_b": round(b.time, 4),
+            "gap_s": round(b.time - a.time, 4),
+            "frame_a": a.index,
+            "frame_b": b.index,
+            "shot_a": a.shot,
+            "shot_b": b.shot,
+            "source": self.info.as_meta(),
+            "stored_resolution": list(self.store_size),
+        }
+
+    def _pair(self, a: _Frame, b: _Frame, drawn_gap: float) -> None:
+        meta = self._meta("pair", a, b)
+        meta["drawn_gap_s"] = round(drawn_gap, 4)
+        for f in (a, b):
+            if f.problem:
+                return self._reject(*f.problem, a, b, TASK_PAIR, meta)
+        est = self._motion(a, b)
+        problem = motion_problem(est.motion_norm, self.config.motion, est.motion_px)
+        if problem:
+            return self._reject(*problem, a, b, TASK_PAIR, {**meta, "motion_px": round(est.motion_px, 3)})
+        dup = self.seen.find(a.phash, b.phash)
+        if dup is not None:
+            return self._reject("near_duplicate", f"both frames within {self.seen.max_distance} bits of kept pair {dup}",
+                                a, b, TASK_PAIR, meta)  # fmt: skip
+        self.seen.add(a.phash, b.phash)
+        words = captions.camera_words(est, self.info.diagonal)
+        meta["camera"] = {**est.as_meta(), "words": words}
+        scores = {
+            "motion_px": est.motion_px,
+            "motion_norm": est.motion_norm,
+            "camera_px": est.camera_px,
+            "local_px": est.local_px,
+            "inlier_fraction": est.inlier_fraction,
+            "sharpness": min(a.quality.sharpness, b.quality.sharpness),
+            "exposure": (a.quality.mean_luma + b.quality.mean_luma) / 510.0,
+        }
+        text = captions.template_instruction("pair", self.text_rng, gap_s=b.time - a.time, camera=words)
+        weight = motion_weight(est.motion_norm, self.config.motion)
+        self._emit(TASK_PAIR, "pair", a, b, b.rgb, text, scores, weight, meta)
+
+    def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None) -> None:
+        meta = {**self._meta(kind, a, b), **(extra or {})}
+        for f in (a, b):
+            if f.problem:
+                return self._reject(*f.problem, a, b, TASK_TRANSITION, meta)
+        scores = {**scores, "sharpness": min(a.quality.sharpness, b.quality.sharpness)}
+        text = captions.template_instruction(kind, self.text_rng)
+        self._emit(TASK_TRANSITION, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
+
+    def _emit(self, task, kind, a, b, b_pixels, text, scores, weight, meta) -> None:
+        meta["caption_source"] = "template"
+        if self.captioner is not None:
+            answer = self.captioner(a.rgb, b_pixels)
+            if answer:
+                text, meta["caption_source"] = captions.vlm_instruction(answer), "vlm"
+        self.samples.append(Sample(
+            task=task,
+            instruction=text,
+            inputs=[Picture(a.rgb, "source", "jpeg")],
+            outputs=[Picture(np.ascontiguousarray(b_pixels), "target", "jpeg")],
+            meta=meta,
+            scores={k: float(v) for k, v in scores.items()},
+            scorer=f"datagen.video.motion:{self.config.flow_method}@{self.config.work_side}",
+            weight=float(weight),
+            source_ids=[self.video_id, self.digest],
+            generator=GENERATOR,
+            sample_id=make_id(task, self.digest, kind, f"{a.time:.4f}", f"{b.time:.4f}"),
+        ))  # fmt: skip

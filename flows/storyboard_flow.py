@@ -1,0 +1,132 @@
+"""Storyboards: from the shots of videos, or from a generator backend, scored and filtered.
+
+`--videos DIR`: one storyboard per video (keyframes across its cuts that keep the same
+subject). `--generator diffusers:DIR | http(s)://URL`: N storyboards from seeded templates.
+Character references pass a face filter (and an NSFW filter when `--nsfw DIR` is given).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from datagen.rng import sample_rng
+from datagen.schema import Reject
+from flows import harness, lineage, scorer_specs
+from flows.tasks import publish
+from flows.video_flow import list_videos
+
+DEFAULT_SCORERS = "consistency,diversity"
+
+
+def make_generator(spec: str):
+    from datagen.storyboard import DiffusersGenerator, HTTPGenerator
+
+    if spec.startswith(("http://", "https://")):
+        return HTTPGenerator(spec)
+    if spec.startswith("diffusers:"):
+        return DiffusersGenerator(spec[len("diffusers:"):])
+    raise ValueError(f"--generator {spec!r}: use diffusers:/path/to/pipeline or an http(s):// endpoint")
+
+
+class StoryboardWorker:
+    """Per-actor: face detector, filters, scorers and the generator are set up once."""
+
+    def __init__(self, seed: int, config: dict[str, Any], scorers: list, faces: bool, nsfw: str | None,
+                 generator: str | None, fps: float):
+        from datagen.storyboard import CascadeFaceDetector, FaceFilter, NSFWFilter, StoryboardConfig
+
+        self.seed, self.fps, self.config = seed, fps, StoryboardConfig(**config)
+        self.detector = CascadeFaceDetector() if faces else None
+        self.filters = [FaceFilter(self.detector)] if self.detector else []
+        if nsfw:
+            self.filters.append(NSFWFilter(nsfw))
+        for f in [self.detector, *self.filters]:
+            if f is not None:
+                f.setup()
+        self.scorers = scorer_specs.build(scorers)
+        for s in self.scorers:
+            s.setup()
+        self.generator = make_generator(generator) if generator else None
+
+    def __call__(self, item: dict[str, Any]):
+        from datagen.storyboard import storyboard_from_generator, storyboard_from_keyframes
+        from datagen.video.keyframes import frames_with_shots
+        from datagen.video.probe import VideoRejected
+
+        rng = sample_rng(self.seed, item["index"])
+        if self.generator is not None:
+            samples, rejects = storyboard_from_generator(self.config, rng, self.generator,
+                                                         reference_filters=self.filters, scorers=self.scorers)
+            return [*samples, *rejects]
+        try:
+            shots = frames_with_shots(item["source"], fps=self.fps, max_side=self.config.max_side)
+        except VideoRejected as exc:
+            return [Reject(exc.reason, exc.detail, source=item["source"], task="storyboard", stage="decode")]
+        samples, rejects = storyboard_from_keyframes(
+            shots.frames, shots.shot_ids, self.config, rng, source=item["source"], times=shots.times,
+            face_detector=self.detector, reference_filters=self.filters, scorers=self.scorers)
+        return [*samples, *rejects]
+
+
+class _MakeWorker:
+    def __init__(self, *args: Any):
+        self.args = args
+
+    def __call__(self) -> StoryboardWorker:
+        return StoryboardWorker(*self.args)
+
+
+def plan_storyboard(out: str, seed: int, videos: str | None = None, generator: str | None = None, num: int = 8,
+                    scorers: str | None = DEFAULT_SCORERS, faces: bool = True, nsfw: str | None = None,
+                    fps: float = 2.0, config: dict[str, Any] | None = None) -> harness.DatasetPlan:
+    from dataclasses import asdict
+
+    from datagen.storyboard import StoryboardConfig
+
+    if bool(videos) == bool(generator):
+        raise ValueError("give exactly one of --videos DIR or --generator SPEC")
+    specs = scorer_specs.parse(scorers)
+    scorer_specs.check_weights(specs)
+    if nsfw:
+        from datagen.scoring.weights import require_hf_folder
+
+        require_hf_folder(nsfw, "NSFW classifier")
+    cfg = asdict(StoryboardConfig(**(config or {})))
+    if videos:
+        files = list_videos(videos)
+        items = [{"index": i, "source": uri} for i, (uri, _) in enumerate(files)]
+        srcs = [{"kind": "video", "uri": uri, "bytes": n,
+                 "content_hash": lineage.file_hash(uri) if "://" not in uri else None} for uri, n in files]
+    else:
+        make_generator(generator)  # a bad spec fails here, before any work
+        items = [{"index": i, "source": f"generator:{generator}#{i}"} for i in range(num)]
+        srcs = [{"kind": "generator", "uri": generator, "content_hash": None}]
+    return harness.DatasetPlan(
+        kind="storyboard", out=out, seed=seed,
+        config={"storyboard": cfg, "scorers": specs, "faces": faces, "nsfw": bool(nsfw), "fps": fps,
+                "sources": [s["content_hash"] or s["uri"] for s in srcs]},
+        items=items, make_worker=_MakeWorker(seed, cfg, specs, faces, nsfw, generator, fps), shard_size=1,
+        sources=srcs, parameters={"out": out, "videos": videos, "generator": generator, "num": num, "seed": seed,
+                                  "scorers": scorers, "faces": faces, "nsfw": nsfw, "fps": fps},
+        generator="datagen.storyboard")
+
+
+@task(name="plan-storyboard", cache_policy=NO_CACHE)
+def plan_task(**kw: Any) -> harness.DatasetPlan:
+    plan = plan_storyboard(**kw)
+    get_run_logger().info("planned %d storyboards", len(plan.items))
+    return plan
+
+
+@flow(name="storyboard-dataset", log_prints=True)
+def storyboard_flow(out: str, videos: str | None = None, generator: str | None = None, num: int = 8, seed: int = 0,
+                    scorers: str | None = DEFAULT_SCORERS, faces: bool = True, nsfw: str | None = None,
+                    fps: float = 2.0, workers: int = 1, progress: bool = True) -> dict[str, Any]:
+    """Character reference -> storyboard panels with captions, identity/diversity scored."""
+    plan = plan_task(out=out, seed=seed, videos=videos, generator=generator, num=num, scorers=scorers, faces=faces,
+                     nsfw=nsfw, fps=fps)
+    result, key = publish(plan, workers, progress)
+    return result.summary() | {"card": key}
