@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -25,14 +26,6 @@ class CollageWorker:
 
         spec = CollageSpec(task=item["task"], size=self.size, assets=self.pack)
         return [generate(spec, sample_rng(self.seed, item["index"]))]
-
-
-class _MakeWorker:
-    def __init__(self, pack: Any, size: int, seed: int):
-        self.pack, self.size, self.seed = pack, size, seed
-
-    def __call__(self) -> CollageWorker:
-        return CollageWorker(self.pack, self.size, self.seed)
 
 
 def parse_tasks(tasks: str | list[str] | None) -> list[str]:
@@ -73,7 +66,7 @@ def plan_collage(out: str, num: int, seed: int, tasks: list[str], size: int, ass
         seed=seed,
         config=config,
         items=items,
-        make_worker=_MakeWorker(pack, size, seed),
+        make_worker=partial(CollageWorker, pack, size, seed),
         check=check,
         shard_size=shard_size,
         pre_rejects=pre_rejects,

@@ -8,6 +8,7 @@ kind is classical the shards run as stateless Ray tasks.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -118,14 +119,6 @@ class ConditionsWorker:
         return self.process_batch([item])[0]
 
 
-class _MakeWorker:
-    def __init__(self, *args: Any):
-        self.args = args
-
-    def __call__(self) -> ConditionsWorker:
-        return ConditionsWorker(*self.args)
-
-
 def plan_items(images: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str]:
     """Items and lineage sources for a folder of images or a Lance dataset (pinned to a version)."""
     base, _ = lance_io.split_version(images)
@@ -157,7 +150,7 @@ def plan_conditions(out: str, images: str, kinds: str | list[str], weights: str 
     return harness.DatasetPlan(
         kind="conditions", out=out, seed=seed,
         config={"kinds": described, "multi_prob": multi_prob, "sources": sources},
-        items=items, make_worker=_MakeWorker(seed, names, weights, pinned, multi_prob), shard_size=shard_size,
+        items=items, make_worker=partial(ConditionsWorker, seed, names, weights, pinned, multi_prob), shard_size=shard_size,
         sources=sources, actors=needs_model,
         parameters={"out": out, "images": images, "kinds": names, "weights": weights, "seed": seed,
                     "multi_prob": multi_prob},

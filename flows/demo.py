@@ -35,10 +35,10 @@ def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
 def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
     from datagen.multiview.synthetic import make_demo_captures
-    from flows.collage_flow import collage_flow
-    from flows.conditions_flow import conditions_flow
     from datagen.storyboard.demo_video import make_storyboard_clip
     from datagen.video import make_demo_clips
+    from flows.collage_flow import collage_flow
+    from flows.conditions_flow import conditions_flow
     from flows.multiview_flow import multiview_flow
     from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,6 @@ class MultiviewWorker:
         return [*samples, *rejects]
 
 
-class _MakeWorker:
-    def __init__(self, seed: int, config: dict[str, Any], scorers: list):
-        self.seed, self.config, self.scorers = seed, config, scorers
-
-    def __call__(self) -> MultiviewWorker:
-        return MultiviewWorker(self.seed, self.config, self.scorers)
-
-
 def find_captures(root: str | Path) -> list[Path]:
     """Capture folders under `root`: any folder holding `images/` (MVImageNet) or
     `frame_annotations.jgz` (CO3D); `root` itself may be one."""
@@ -72,7 +65,7 @@ def plan_multiview(out: str, captures: str, seed: int, config: dict[str, Any], s
     return harness.DatasetPlan(
         kind="multiview", out=out, seed=seed,
         config={"multiview": cfg, "scorers": specs, "captures": [s["content_hash"] for s in srcs]},
-        items=items, make_worker=_MakeWorker(seed, cfg, specs), shard_size=shard_size, sources=srcs,
+        items=items, make_worker=partial(MultiviewWorker, seed, cfg, specs), shard_size=shard_size, sources=srcs,
         parameters={"out": out, "captures": captures, "seed": seed, "config": config, "scorers": scorers},
         generator="datagen.multiview")
 

@@ -7,6 +7,7 @@ Character references pass a face filter (and an NSFW filter when `--nsfw DIR` is
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prefect import flow, get_run_logger, task
@@ -71,14 +72,6 @@ class StoryboardWorker:
         return [*samples, *rejects]
 
 
-class _MakeWorker:
-    def __init__(self, *args: Any):
-        self.args = args
-
-    def __call__(self) -> StoryboardWorker:
-        return StoryboardWorker(*self.args)
-
-
 def plan_storyboard(out: str, seed: int, videos: str | None = None, generator: str | None = None, num: int = 8,
                     scorers: str | None = DEFAULT_SCORERS, faces: bool = True, nsfw: str | None = None,
                     fps: float = 2.0, config: dict[str, Any] | None = None) -> harness.DatasetPlan:
@@ -108,7 +101,7 @@ def plan_storyboard(out: str, seed: int, videos: str | None = None, generator: s
         kind="storyboard", out=out, seed=seed,
         config={"storyboard": cfg, "scorers": specs, "faces": faces, "nsfw": bool(nsfw), "fps": fps,
                 "sources": [s["content_hash"] or s["uri"] for s in srcs]},
-        items=items, make_worker=_MakeWorker(seed, cfg, specs, faces, nsfw, generator, fps), shard_size=1,
+        items=items, make_worker=partial(StoryboardWorker, seed, cfg, specs, faces, nsfw, generator, fps), shard_size=1,
         sources=srcs, parameters={"out": out, "videos": videos, "generator": generator, "num": num, "seed": seed,
                                   "scorers": scorers, "faces": faces, "nsfw": nsfw, "fps": fps},
         generator="datagen.storyboard")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +70,6 @@ class VideoWorker:
         return [*samples, *rejects]
 
 
-class _MakeWorker:
-    def __init__(self, seed: int, config: dict[str, Any]):
-        self.seed, self.config = seed, config
-
-    def __call__(self) -> VideoWorker:
-        return VideoWorker(self.seed, self.config)
-
-
 def plan_video_pairs(out: str, videos: str, seed: int, overrides: dict[str, Any],
                      shard_size: int = 2) -> harness.DatasetPlan:
     from datagen.video import VideoPairConfig
@@ -95,7 +88,7 @@ def plan_video_pairs(out: str, videos: str, seed: int, overrides: dict[str, Any]
              "content_hash": lineage.file_hash(uri) if local else None} for uri, size in files]
     return harness.DatasetPlan(
         kind="video-pairs", out=out, seed=seed, config={"video": cfg, "videos": [s["content_hash"] or s["uri"] for s in srcs]},
-        items=items, make_worker=_MakeWorker(seed, cfg), shard_size=shard_size, sources=srcs,
+        items=items, make_worker=partial(VideoWorker, seed, cfg), shard_size=shard_size, sources=srcs,
         parameters={"out": out, "videos": videos, "seed": seed, **overrides}, generator="datagen.video")
 
 

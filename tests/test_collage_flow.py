@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import lance
-import pytest
 
-from flows import lance_io, lineage
+from flows import lineage
+
 
 def _artifact(key):
     from prefect.artifacts import Artifact

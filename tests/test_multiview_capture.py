@@ -11,7 +11,14 @@ import skimage.data
 from datagen.images import encode_jpeg
 from datagen.multiview.capture import read_capture
 from datagen.multiview.co3d import pose_to_pytorch3d
-from datagen.multiview.colmap import Camera, ImageRecord, PoseFileError, SparseModel, read_sparse_model, write_sparse_model
+from datagen.multiview.colmap import (
+    Camera,
+    ImageRecord,
+    PoseFileError,
+    SparseModel,
+    read_sparse_model,
+    write_sparse_model,
+)
 from datagen.multiview.motion import relative_motion
 from datagen.multiview.poses import CameraPose
 from datagen.multiview.samples import MultiviewConfig, multiview_samples

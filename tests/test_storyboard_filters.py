@@ -7,7 +7,14 @@ import skimage.data
 
 from datagen.rng import sample_rng
 from datagen.scoring.weights import MissingWeights
-from datagen.storyboard import CascadeFaceDetector, FaceFilter, NSFWFilter, StoryboardConfig, YuNetFaceDetector, storyboard_from_generator
+from datagen.storyboard import (
+    CascadeFaceDetector,
+    FaceFilter,
+    NSFWFilter,
+    StoryboardConfig,
+    YuNetFaceDetector,
+    storyboard_from_generator,
+)
 
 
 @pytest.fixture(scope="module")

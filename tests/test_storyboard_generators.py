@@ -14,7 +14,13 @@ from datagen.images import decode, encode_png
 from datagen.rng import sample_rng
 from datagen.schema import validate
 from datagen.scoring.weights import MissingWeights
-from datagen.storyboard import DiffusersGenerator, GenerationFailed, HTTPGenerator, StoryboardConfig, storyboard_from_generator
+from datagen.storyboard import (
+    DiffusersGenerator,
+    GenerationFailed,
+    HTTPGenerator,
+    StoryboardConfig,
+    storyboard_from_generator,
+)
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")

@@ -9,6 +9,7 @@ import torch
 from datagen.video import synthetic as S
 from datagen.video.flow import RAFT_FILES, raft_weights_file
 from datagen.video.motion import estimate_motion, flow_magnitude, score_video
+
 try:
     from tests import videos as V
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path

@@ -11,9 +11,9 @@ import pytest
 from datagen.rng import sample_rng
 from datagen.schema import from_row, samples_table, to_row, validate
 from datagen.video import VideoPairConfig, make_demo_clips, process_video
+from datagen.video import synthetic as S
 from datagen.video.captions import camera_words
 from datagen.video.motion import estimate_motion
-from datagen.video import synthetic as S
 
 
 @pytest.fixture(scope="module")

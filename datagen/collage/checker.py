@@ -21,8 +21,20 @@ import cv2
 import numpy as np
 
 from datagen.collage import checker_render as render
-from datagen.collage.checker_pixels import (Fail, beyond, box_px, cell, changed, edit_area, mask_of, mostly_changed,
-                                            only_inside, pixels, regions, says)
+from datagen.collage.checker_pixels import (
+    Fail,
+    beyond,
+    box_px,
+    cell,
+    changed,
+    edit_area,
+    mask_of,
+    mostly_changed,
+    only_inside,
+    pixels,
+    regions,
+    says,
+)
 from datagen.schema import InvalidSample, Sample, validate
 
 POINT = re.compile(r"\((-?\d+\.\d+), (-?\d+\.\d+)\) by \(([+-]\d+\.\d+), ([+-]\d+\.\d+)\)")

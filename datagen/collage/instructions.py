@@ -6,7 +6,6 @@ input (1-based). Every template of a task uses the same fields, so any choice is
 
 from __future__ import annotations
 
-
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "t2i.text": (
         'The text "{text}" written in {style} {colour} {family} letters {where}, on {background}.',

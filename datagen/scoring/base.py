@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import traceback
+
 import numpy as np
 
 from datagen.images import to_rgb
