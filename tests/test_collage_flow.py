@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import lance
+import pytest
 
 from flows import lineage
 
@@ -70,3 +71,36 @@ def test_cli_collage_card_lineage(tmp_path):
     assert bad.returncode == 2 and "unknown collage task" in bad.stderr
     helptext = subprocess.run(exe + ["datagen", "collage", "--help"], env=env, capture_output=True, text=True)
     assert "--workers" in helptext.stdout and "--assets" in helptext.stdout
+
+
+def test_bad_asset_files_become_rejects_and_the_run_goes_on(ray_local, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from flows import card, harness
+    from flows.collage_flow import plan_collage
+
+    assets = tmp_path / "assets"
+    (assets / "backgrounds").mkdir(parents=True)
+    (assets / "cutouts").mkdir()
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (200, 240, 3), dtype=np.uint8)).save(assets / "backgrounds" / "noise.png")
+    Image.fromarray(np.full((180, 180, 3), 90, np.uint8)).convert("CMYK").save(assets / "backgrounds" / "cmyk.jpg")
+    disc = np.zeros((120, 120, 4), np.uint8)
+    yy, xx = np.mgrid[:120, :120]
+    disc[..., 0], disc[..., 3] = 220, ((yy - 60) ** 2 + (xx - 60) ** 2 < 50**2) * 255
+    Image.fromarray(disc).save(assets / "cutouts" / "red_disc.png")
+    Image.fromarray(disc[..., :3]).save(assets / "cutouts" / "no_alpha.png")
+    (assets / "cutouts" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    plan = plan_collage(str(tmp_path / "a.lance"), 8, 0, ["edit.add", "edit.remove"], 96, str(assets))
+    res = harness.execute(plan, workers=1, progress=False)
+    rej = lance.dataset(res.rejects_uri).to_table().to_pylist()
+    by_file = {r["source"].rsplit("/", 1)[-1]: r["reason"] for r in rej if r["stage"] == "assets"}
+    assert by_file == {"no_alpha.png": "no_alpha", "broken.png": "corrupt_image"}
+    assert res.rows + sum(r["stage"] != "assets" for r in rej) == 8  # every planned sample accounted for
+    md = card.render_card(res.uri)
+    assert "`no_alpha`" in md and "`corrupt_image`" in md and "| 2 |" in md  # rejected before planning
+    with pytest.raises(ValueError, match="empty"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        plan_collage(str(tmp_path / "b.lance"), 4, 0, ["edit.add"], 96, str(empty))
