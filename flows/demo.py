@@ -64,7 +64,8 @@ def demo_flow(workers: int = 2) -> dict:
                                               workers=workers)
     stories = DATA / "sources" / "story_videos"
     if not stories.is_dir():
-        make_storyboard_clip(stories, seed=0)
+        for seed in range(3):
+            make_storyboard_clip(stories, seed=seed)
     results["storyboard"] = storyboard_flow(out=str(DATA / "storyboard.lance"), videos=str(stories),
                                             workers=workers)
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]

@@ -27,17 +27,19 @@ SHOTS = [
 
 def make_storyboard_clip(out_dir: str | Path, seed: int = 0, size: tuple[int, int] = (320, 240),
                          fps: int = 12, shot_s: float = 2.0) -> Path:
-    """Write `storyboard_demo.mp4` into `out_dir`; the bytes depend only on the arguments."""
+    """Write `storyboard_demo_<seed>.mp4` into `out_dir`; the bytes depend only on the arguments."""
     import skimage.data as skd
 
     rng = np.random.default_rng(seed)
-    out = Path(out_dir) / "storyboard_demo.mp4"
+    out = Path(out_dir) / f"storyboard_demo_{seed}.mp4"
     out.parent.mkdir(parents=True, exist_ok=True)
     w, h = size
     writer = cv2.VideoWriter(str(out), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     try:
         n = int(round(fps * shot_s))
-        for name, (x0, y0, side), (dx, dy, ds), mirror, grade in SHOTS:
+        # The seed picks the edit: which shot opens, and the order of the rest.
+        order = [int(k) for k in rng.permutation(len(SHOTS))]
+        for name, (x0, y0, side), (dx, dy, ds), mirror, grade in (SHOTS[k] for k in order):
             photo = getattr(skd, name)()[:, :, :3]
             photo = np.clip(photo * np.float32(grade), 0, 255).astype(np.uint8)
             photo = photo[:, ::-1].copy() if mirror else photo
