@@ -2,7 +2,8 @@
 
 Every image is a pseudo-frame: it is patchified on its own, its tokens get a 3D RoPE
 position (frame time, row, column; see `models/rope.py`), and the clean input frames are
-concatenated with the noisy output frames into one image sequence. Double-stream blocks
+concatenated with the noisy output frames into one image sequence; with `align_inputs`
+each output token also gets the input patches of its own cell. Double-stream blocks
 (separate image/text weights, joint attention) are followed by single-stream blocks over
 [text; image]; every block is adaLN-Zero modulated by timestep + pooled text. Only the
 output frames' tokens reach the final layer, so the loss and the unpatchify see outputs
@@ -27,6 +28,10 @@ from models.rope import LAYOUTS, MARGINAL_GAP, image_positions, text_positions
 from models.text_encoder import TextEmbedding
 
 TIME_EMBED_DIM = 256
+PREDICTIONS = ("velocity", "image")
+# Image prediction divides by t; below this the division would amplify tiny errors into
+# huge velocities (JiT clips at 0.05 the same way).
+MIN_T_FOR_IMAGE = 0.05
 
 
 @dataclass
@@ -45,8 +50,17 @@ class DiTConfig:
     rope_gap: int = MARGINAL_GAP
     qkv_bias: bool = True
     long_skips: bool = True
+    # Each output token also receives the patches of every input at its own cell (channel
+    # concat, as InstructPix2Pix / DreamOmni condition on the source). The network must learn
+    # to use it (zero init), but copying untouched pixels no longer waits for attention to
+    # become sharp. Needs inputs of the outputs' size, which the batch contract already asks.
+    align_inputs: bool = True
     max_inputs: int = 4
     max_outputs: int = 4
+    # What the last layer predicts; forward always returns the velocity. "image": the
+    # clean output x0, turned into v = (x_t - x0) / t (JiT, Li & He 2025: in pixel space a
+    # patch of noise is full-rank and hard to predict, a patch of image is not).
+    prediction: str = "velocity"  # "velocity" | "image"
 
     def __post_init__(self) -> None:
         self.axes_dim = tuple(int(a) for a in self.axes_dim)  # JSON gives a list back
@@ -56,6 +70,8 @@ class DiTConfig:
             raise ValueError(f"axes_dim {self.axes_dim} must be 3 axes summing to the head dim {self.head_dim}")
         if self.rope_layout not in LAYOUTS:
             raise ValueError(f"rope_layout {self.rope_layout!r} is not one of {LAYOUTS}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction {self.prediction!r} is not one of {PREDICTIONS}")
         if self.depth_double + self.depth_single < 1:
             raise ValueError("the model needs at least one block")
 
@@ -80,8 +96,12 @@ class DiTConfig:
 
 
 # --------------------------------------------------------------------------- presets
-def tiny(**kw) -> DiTConfig:  # ~5M parameters: CPU experiments at 32x32 pixels
-    return DiTConfig(**{"hidden_size": 192, "num_heads": 4, "depth_double": 2, "depth_single": 4, **kw})
+# tiny uses RoPE theta 100 and gives the spatial axes most channels: over an 8-cell grid,
+# theta 10 000 leaves all but 2-3 frequency pairs nearly still, so neighbouring cells look
+# alike and "attend to the same cell of the input" cannot be sharp.
+def tiny(**kw) -> DiTConfig:  # ~5M parameters: CPU experiments at 32x32 pixels (an 8x8 patch grid)
+    return DiTConfig(**{"hidden_size": 192, "num_heads": 4, "depth_double": 2, "depth_single": 4, "patch_size": 4,
+                        "axes_dim": (8, 20, 20), "theta": 100.0, **kw})
 
 
 def small(**kw) -> DiTConfig:  # ~40M parameters
@@ -101,6 +121,7 @@ class UnifiedDiT(nn.Module):
         super().__init__()
         self.config = c = config
         self.img_in = nn.Linear(c.patch_dim, c.hidden_size)  # per-image patch embedding (shared weights)
+        self.aligned_in = nn.Linear(c.max_inputs * c.patch_dim, c.hidden_size, bias=False) if c.align_inputs else None
         # RoPE is relative, so a token cannot tell from it alone whether it is clean or noisy;
         # a learnt role vector (0 = input, 1 = output) tells it.
         self.frame_role = nn.Parameter(torch.zeros(2, c.hidden_size))
@@ -146,6 +167,9 @@ class UnifiedDiT(nn.Module):
         nn.init.zeros_(self.final_layer.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final_layer.linear.weight)
         nn.init.zeros_(self.final_layer.linear.bias)
+        # The aligned-input path starts closed: the initial model is the plain sequence DiT.
+        if self.aligned_in is not None:
+            nn.init.zeros_(self.aligned_in.weight)
         # Long skips start as [I | 0]: they pass the trunk through unchanged, so the
         # initial network is the plain DiT and the skip path is learnt, not imposed.
         for skip in self.skips:
@@ -181,6 +205,11 @@ class UnifiedDiT(nn.Module):
         patches = rearrange(frames, "B F C (h p) (w q) -> B (F h w) (C p q)", p=p, q=p)  # (B, Li, C*p*p)
         role = torch.cat((self.frame_role[0].expand(N * n_cells, -1), self.frame_role[1].expand(M * n_cells, -1)))  # (Li, D)
         img = self.img_in(patches) + role  # (B, Li, D)
+        if self.aligned_in is not None and N:
+            cells = rearrange(patches[:, : N * n_cells], "B (F n) P -> B n (F P)", F=N)  # (B, gh*gw, N*P)
+            cells = nn.functional.pad(cells, (0, (c.max_inputs - N) * c.patch_dim))  # (B, gh*gw, max_in*P)
+            aligned = self.aligned_in(cells).repeat(1, M, 1)  # (B, M*gh*gw, D) same cell in every output
+            img = torch.cat((img[:, : N * n_cells], img[:, N * n_cells :] + aligned), dim=1)  # (B, Li, D)
         txt = self.txt_in(text.tokens.to(img))  # (B, Lt, D)
         vec = self.time_in(timestep_embedding(t, TIME_EMBED_DIM).to(img)) + self.vector_in(text.pooled.to(img))  # (B, D)
 
@@ -210,4 +239,7 @@ class UnifiedDiT(nn.Module):
                 stack.append(seq[:, n_txt:])
         out_tokens = seq[:, n_txt + N * n_cells :]  # (B, M*gh*gw, D) output frames only
         out = self.final_layer(out_tokens, vec)  # (B, M*gh*gw, C*p*p)
-        return rearrange(out, "B (F h w) (C p q) -> B F C (h p) (w q)", F=M, h=gh, w=gw, p=p, q=p)  # (B, M, C, H, W)
+        out = rearrange(out, "B (F h w) (C p q) -> B F C (h p) (w q)", F=M, h=gh, w=gw, p=p, q=p)  # (B, M, C, H, W)
+        if c.prediction == "image":
+            out = (x - out) / t.clamp(min=MIN_T_FOR_IMAGE).view(B, 1, 1, 1, 1).to(x)  # (B, M, C, H, W) velocity
+        return out
