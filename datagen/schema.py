@@ -166,11 +166,12 @@ def make_id(*parts: Any) -> str:
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     """Tight normalised (x0, y0, x1, y1) box of a boolean mask; x1/y1 are exclusive."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    # Row/column projections: a few times faster than np.nonzero on large masks.
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    if len(cols) == 0:
         return (0.0, 0.0, 0.0, 0.0)
     h, w = mask.shape[:2]
-    return (float(xs.min() / w), float(ys.min() / h), float((xs.max() + 1) / w), float((ys.max() + 1) / h))
+    return (float(cols[0] / w), float(rows[0] / h), float((cols[-1] + 1) / w), float((rows[-1] + 1) / h))
 
 
 # --------------------------------------------------------------------------- validation

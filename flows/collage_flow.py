@@ -8,24 +8,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from datagen.rng import sample_rng
 from flows import harness, lance_io
 from flows.tasks import generate_dataset, publish_card, record_lineage
+from flows.workers.collage import CollageWorker
 
 DEFAULT_SIZE = 512
-
-
-class CollageWorker:
-    """Per-actor worker: holds the asset pack; one sample per planned index."""
-
-    def __init__(self, pack: Any, size: int, seed: int):
-        self.pack, self.size, self.seed = pack, size, seed
-
-    def __call__(self, item: dict[str, Any]):
-        from datagen.collage import CollageSpec, generate
-
-        spec = CollageSpec(task=item["task"], size=self.size, assets=self.pack)
-        return [generate(spec, sample_rng(self.seed, item["index"]))]
 
 
 def parse_tasks(tasks: str | list[str] | None) -> list[str]:

@@ -10,30 +10,11 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from datagen.rng import sample_rng
 from flows import harness, lineage, scorer_specs
 from flows.tasks import publish
+from flows.workers.multiview import MultiviewWorker
 
 DEFAULT_SCORERS = "sharpness,exposure,geometry,diversity"
-
-
-class MultiviewWorker:
-    """Per-actor: scorers loaded once; one capture folder per item."""
-
-    def __init__(self, seed: int, config: dict[str, Any], scorers: list):
-        from datagen.multiview import MultiviewConfig
-
-        self.seed, self.config = seed, MultiviewConfig(**config)
-        self.scorers = scorer_specs.build(scorers)
-        for s in self.scorers:
-            s.setup()
-
-    def __call__(self, item: dict[str, Any]):
-        from datagen.multiview import multiview_samples
-
-        samples, rejects = multiview_samples(item["source"], self.config, sample_rng(self.seed, item["index"]),
-                                             scorers=self.scorers)
-        return [*samples, *rejects]
 
 
 def find_captures(root: str | Path) -> list[Path]:

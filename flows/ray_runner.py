@@ -52,6 +52,10 @@ class _ShardActor:
     """Holds one worker object per actor; calls it for each shard payload."""
 
     def __init__(self, factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]):
+        import cv2
+
+        # A worker owns one CPU: OpenCV's own thread pool would oversubscribe the node.
+        cv2.setNumThreads(1)
         self.fn = factory()
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +95,7 @@ def run_shards(
         ds = ds.map_batches(_ShardActor, fn_constructor_kwargs={"factory": factory},
                             compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(items)))), **common)
     else:
-        ds = ds.map_batches(_run_as_task, fn_kwargs={"factory": factory}, concurrency=max(1, workers), **common)
+        ds = ds.map_batches(_run_as_task, fn_kwargs={"factory": factory},
+                            compute=ray.data.TaskPoolStrategy(size=max(1, workers)), **common)
     for row in ds.iter_rows():
         yield int(row["shard"]), json.loads(row["result"])

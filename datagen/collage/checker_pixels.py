@@ -46,7 +46,11 @@ def changed(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pixels that differ at all, in any channel (lossless PNG: no noise to forgive)."""
     if a.shape != b.shape:
         raise Fail(f"shape_mismatch: {a.shape} vs {b.shape}")
-    return cv2.absdiff(a, b).max(axis=2) > 0
+    d = cv2.absdiff(a, b)
+    if d.ndim == 2 or d.shape[2] == 1:
+        return d.reshape(d.shape[:2]) > 0
+    # OR of the channels: three 2-D passes, several times faster than max(axis=2) on HxWx3.
+    return (d[:, :, 0] | d[:, :, 1] | d[:, :, 2]) > 0
 
 
 def only_inside(diff: np.ndarray, allowed: np.ndarray, what: str = "region") -> None:
@@ -75,10 +79,10 @@ def edit_area(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def box_px(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    if len(cols) == 0:
         raise Fail("empty_region")
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 def cell(box, width: int, height: int) -> str:
@@ -89,7 +93,10 @@ def cell(box, width: int, height: int) -> str:
 
 
 def rgb_match(img: np.ndarray, rgb, tol: int) -> np.ndarray:
-    return np.abs(img.astype(np.int16) - np.asarray(rgb, np.int16)).max(axis=2) <= tol
+    """Pixels within `tol` of `rgb` in every channel."""
+    rgb = np.asarray(rgb, np.int16)
+    lo, hi = np.clip(rgb - tol, 0, 255).astype(np.uint8), np.clip(rgb + tol, 0, 255).astype(np.uint8)
+    return cv2.inRange(np.ascontiguousarray(img[:, :, :3]), lo, hi) > 0
 
 
 def beyond(a: np.ndarray, b: np.ndarray) -> int:
