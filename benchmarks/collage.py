@@ -67,11 +67,15 @@ def _measure(tmp: Path, name: str, tasks: list[str], num: int) -> dict:
     t1, t2 = (min(t for t, _ in runs[w]) for w in (1, 2))
     # Time summed inside the worker; the 2-worker runs share two vCPUs with each other and the
     # driver, so steady-state cost is read from the 1-worker runs.
-    work = min(r.lineage["shards"]["worker_seconds"] for _, r in runs[1])
+    shards = min((r.lineage["shards"] for _, r in runs[1]), key=lambda sh: sh["worker_seconds"])
+    work = shards["worker_seconds"]
     floor = _encode_floor(res.uri)
     return {"task": name, "samples": res.rows, "sps_1": res.rows / t1, "sps_2": res.rows / t2,
             "sps_worker": res.rows / work, "speedup": t1 / t2, "floor_s": floor, "worker_s": work,
-            "ratio": work / floor, "ratio_wall": t1 / floor}
+            "ratio": work / floor, "ratio_wall": t1 / floor,
+            # the same ratio against the encoding that run did itself: immune to the VM's speed drifting
+            # between the run and the floor pass, which moves short per-task figures by +-0.4
+            "encode_in_run_s": shards["encode_seconds"], "ratio_in_run": work / shards["encode_seconds"]}
 
 
 def main() -> str:
@@ -87,24 +91,36 @@ def main() -> str:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "collage.json").write_text(json.dumps({"size": SIZE, "per_task": PER_TASK, "tasks": rows,
-                                                      "total": total}, indent=1))
+    result = {"size": SIZE, "per_task": PER_TASK, "repeats": REPEATS, "tasks": rows, "total": total}
+    (RESULTS / "collage.json").write_text(json.dumps(result, indent=1))
+    return markdown(result)
+
+
+def markdown(result: dict) -> str:
+    rows, total, per_task, repeats = result["tasks"], result["total"], result["per_task"], result.get("repeats", 1)
     lines = [
-        f"## Collage generator ({SIZE}x{SIZE}, Ray actors -> Lance)",
+        f"## Collage generator ({result['size']}x{result['size']}, Ray actors -> Lance)",
         "",
-        f"Per task: {PER_TASK} samples, best of {REPEATS}, end to end (run start included) with 1 and 2 workers; the worker column is "
-        "steady state (time summed inside the worker: generate, check, PNG-encode, hash, write). ratio = that "
-        "worker time / time to only PNG-encode the same stored images (target <= 1.6). Mixed run: "
-        f"{total['samples']} samples, best of {REPEATS}; speed-up = 1-worker / 2-worker wall time (target >= 1.7); its end-to-end "
-        f"ratio including the run start and Ray scheduling is {total['ratio_wall']:.2f}. Same content hash with 1 "
-        "and 2 workers in every run.",
+        f"Per task: {per_task} samples; mixed run: {total['samples']} samples; best of {repeats} runs each, end to end "
+        "(run start included) with 1 and 2 workers. Worker column: time summed inside the worker (generate, check, "
+        "PNG-encode, hash, write Lance fragments). Two ratios of that worker time (target <= 1.6): to a separate "
+        "pass that only PNG-encodes the same stored images (the floor), and to the PNG encoding the run itself did, "
+        "timed inside the worker. The floor pass runs seconds after the run, and this shared VM's speed drifts by "
+        "tens of percent over minutes (the same 1-worker mixed workload has taken 28 and 39 ms/sample), which moves "
+        "the floor-pass ratio; the in-run ratio times both parts together and is the steadier figure. Speed-up = "
+        "1-worker / 2-worker wall time (target >= 1.7). Same content "
+        "hash with 1 and 2 workers and across repeats in every run (asserted).",
         "",
-        "| task | samples/s, 1 worker | samples/s, 2 workers | samples/s in worker | ratio to encode floor |",
-        "|---|---:|---:|---:|---:|",
+        "| task | samples/s, 1 worker | samples/s, 2 workers | samples/s in worker | ratio to floor pass "
+        "| ratio to in-run encode |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows + [total]:
-        lines.append(f"| `{r['task']}` | {r['sps_1']:.1f} | {r['sps_2']:.1f} | {r['sps_worker']:.1f} | {r['ratio']:.2f} |")
-    lines += ["", f"Mixed run speed-up with 2 workers: **{total['speedup']:.2f}x**; ratio **{total['ratio']:.2f}**."]
+        lines.append(f"| `{r['task']}` | {r['sps_1']:.1f} | {r['sps_2']:.1f} | {r['sps_worker']:.1f} | {r['ratio']:.2f} "
+                     f"| {r['ratio_in_run']:.2f} |")
+    lines += ["", f"Mixed run: speed-up with 2 workers **{total['speedup']:.2f}x**; ratio **{total['ratio_in_run']:.2f}** "
+              f"to the in-run encode, {total['ratio']:.2f} to the floor pass, {total['ratio_wall']:.2f} end to end "
+              "(1-worker wall time, run start and Ray scheduling included, over the floor pass)."]
     return "\n".join(lines)
 
 

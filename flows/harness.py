@@ -233,7 +233,8 @@ def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id
         "sources": plan.sources,
         "shards": {"total": len(results), "ran": ran, "resumed": len(results) - ran, "size": plan.shard_size,
                    # summed inside the workers: what the data cost, apart from scheduling
-                   "worker_seconds": round(sum(r["seconds"]["generate"] + r["seconds"]["write"] for r in results), 3)},
+                   "worker_seconds": round(sum(r["seconds"]["generate"] + r["seconds"]["write"] for r in results), 3),
+                   "encode_seconds": round(sum(r["seconds"].get("encode", 0.0) for r in results), 3)},
         "created_at": lineage.now(),
         "env": lineage.env_summary(),
     }
