@@ -42,46 +42,49 @@ def exposure(img: np.ndarray) -> dict[str, float]:
     return {"clipped": clipped, "mean": mean, "score": (1.0 - clipped) * level}
 
 
-class SharpnessScorer(Scorer):
-    name = "sharpness"
-    version = "1"
+class _PerImageScorer(Scorer):
+    """Measures every image of a sample (`which`: inputs, outputs or all) and summarises them."""
+
     batch_size = 32
 
     def __init__(self, which: str = "all"):
         super().__init__()
         self.which = which
 
+    def measure(self, img: np.ndarray):
+        raise NotImplementedError
+
+    def summarise(self, values: list) -> dict[str, float]:
+        raise NotImplementedError
+
     def score_batch(self, samples: list[Sample]) -> list[ScoreResult]:
         out: list[ScoreResult] = []
         for s in samples:
-            values = [sharpness(im) for im in sample_images(s, self.which)]
+            values = [self.measure(im) for im in sample_images(s, self.which)]
             if not values:
                 out.append(self.reject("no_images", f"sample has no {self.which} images", s))
                 continue
-            out.append({"sharpness": min(values), "sharpness_mean": float(np.mean(values))})
+            out.append(self.summarise(values))
         return out
 
 
-class ExposureScorer(Scorer):
+class SharpnessScorer(_PerImageScorer):
+    name = "sharpness"
+    version = "1"
+
+    def measure(self, img: np.ndarray) -> float:
+        return sharpness(img)
+
+    def summarise(self, values: list[float]) -> dict[str, float]:
+        return {"sharpness": min(values), "sharpness_mean": float(np.mean(values))}
+
+
+class ExposureScorer(_PerImageScorer):
     name = "exposure"
     version = "1"
-    batch_size = 32
 
-    def __init__(self, which: str = "all"):
-        super().__init__()
-        self.which = which
+    def measure(self, img: np.ndarray) -> dict[str, float]:
+        return exposure(img)
 
-    def score_batch(self, samples: list[Sample]) -> list[ScoreResult]:
-        out: list[ScoreResult] = []
-        for s in samples:
-            stats = [exposure(im) for im in sample_images(s, self.which)]
-            if not stats:
-                out.append(self.reject("no_images", f"sample has no {self.which} images", s))
-                continue
-            out.append(
-                {
-                    "exposure": min(st["score"] for st in stats),
-                    "exposure_clipped": max(st["clipped"] for st in stats),
-                }
-            )
-        return out
+    def summarise(self, stats: list[dict[str, float]]) -> dict[str, float]:
+        return {"exposure": min(st["score"] for st in stats), "exposure_clipped": max(st["clipped"] for st in stats)}
