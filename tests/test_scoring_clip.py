@@ -15,12 +15,7 @@ from datagen.scoring.tiny_models import make_tiny_open_clip  # noqa: E402
 from datagen.scoring.weights import MissingWeights  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")

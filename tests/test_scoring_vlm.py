@@ -19,13 +19,7 @@ from datagen.scoring.vlm_rubric import RubricError, rubric_scores  # noqa: E402
 from datagen.scoring.weights import MissingWeights  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # Tiny models on a shared 2-core machine: inter-op spinning costs more than the maths.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
