@@ -54,7 +54,7 @@ def plan_items(images: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise ValueError(f"--images {images}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
-    items = [{"index": i, "source": str(p)} for i, p in enumerate(files)]
+    items = [{"index": i, "source": str(p), "source_id": p.relative_to(root).as_posix()} for i, p in enumerate(files)]
     return items, [{"kind": "images", "uri": str(root.resolve()), "content_hash": lineage.dir_hash(root),
                     "files": len(files)}], str(root.resolve())
 
@@ -69,7 +69,9 @@ def plan_conditions(out: str, images: str, kinds: str | list[str], weights: str 
     needs_model = any(ANNOTATORS[n]().needs_weights for n in names)
     return harness.DatasetPlan(
         kind="conditions", out=out, seed=seed,
-        config={"kinds": described, "multi_prob": multi_prob, "sources": sources},
+        # sources by content, not location: the same images elsewhere give the same sample ids
+        config={"kinds": described, "multi_prob": multi_prob,
+                "sources": [s.get("content_hash") or s["uri"] for s in sources]},
         items=items, make_worker=partial(ConditionsWorker, seed, names, weights, pinned, multi_prob), shard_size=shard_size,
         sources=sources, actors=needs_model,
         parameters={"out": out, "images": images, "kinds": names, "weights": weights, "seed": seed,

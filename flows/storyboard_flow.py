@@ -7,6 +7,7 @@ Character references pass a face filter (and an NSFW filter when `--nsfw DIR` is
 
 from __future__ import annotations
 
+import os
 from functools import partial
 from typing import Any
 
@@ -39,7 +40,9 @@ def plan_storyboard(out: str, seed: int, videos: str | None = None, generator: s
     cfg = asdict(StoryboardConfig(**(config or {})))
     if videos:
         files = list_videos(videos)
-        items = [{"index": i, "source": uri} for i, (uri, _) in enumerate(files)]
+        root = videos.rstrip("/") if "://" in videos else os.path.abspath(videos)
+        # Samples name their video relative to --videos: the same videos elsewhere give the same bytes.
+        items = [{"index": i, "source": uri, "video_id": uri[len(root):].lstrip("/")} for i, (uri, _) in enumerate(files)]
         srcs = [{"kind": "video", "uri": uri, "bytes": n,
                  "content_hash": lineage.file_hash(uri) if "://" not in uri else None} for uri, n in files]
     else:

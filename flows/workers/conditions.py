@@ -40,7 +40,7 @@ class ConditionsWorker:
         from datagen.schema import from_row
 
         if "row" not in item:
-            return source_from_file(item["source"])
+            return source_from_file(item["source"], source_id=item.get("source_id"))
         if self._ds is None:
             self._ds = lance_io.open_dataset(self.images)
         try:

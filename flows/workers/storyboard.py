@@ -54,6 +54,6 @@ class StoryboardWorker:
         except VideoRejected as exc:
             return [Reject(exc.reason, exc.detail, source=item["source"], task="storyboard", stage="decode")]
         samples, rejects = storyboard_from_keyframes(
-            shots.frames, shots.shot_ids, self.config, rng, source=item["source"], times=shots.times,
+            shots.frames, shots.shot_ids, self.config, rng, source=item.get("video_id", item["source"]), times=shots.times,
             face_detector=self.detector, reference_filters=self.filters, scorers=self.scorers)
         return [*samples, *rejects]
