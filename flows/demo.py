@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,14 @@ from prefect import flow  # noqa: E402
 from flows import card, contact_sheet, lance_io  # noqa: E402
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
+
+
+def _in_fresh_process(module: str, func: str, out_dir: str) -> None:
+    """Run `module.func(out_dir, seed=0)` in a new interpreter. libx264 through PyAV gives the
+    same frames different bytes once a process has encoded other videos; a fresh process
+    always writes the same bytes, so the demo's clips (and their pairs' hash) stay fixed."""
+    code = f"from {module} import {func}; {func}({out_dir!r}, seed=0)"
+    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
@@ -36,7 +46,6 @@ def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
-    from datagen.video import make_demo_clips
     from flows.collage_flow import collage_flow
     from flows.conditions_flow import conditions_flow
     from flows.multiview_flow import multiview_flow
@@ -59,7 +68,7 @@ def demo_flow(workers: int = 2) -> dict:
                                           per_capture=3, workers=workers)
     clips = DATA / "sources" / "videos"
     if not clips.is_dir():
-        make_demo_clips(clips, seed=0)  # pan, zoom, roll, cuts, near-static, and skimage's GIF
+        _in_fresh_process("datagen.video", "make_demo_clips", str(clips))  # pan, zoom, roll, cuts, static, GIF
     results["video_pairs"] = video_pairs_flow(out=str(DATA / "video_pairs.lance"), videos=str(clips),
                                               workers=workers)
     stories = DATA / "sources" / "story_videos"
