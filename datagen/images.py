@@ -16,6 +16,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
+from datagen.rejection import Rejected
+
 # A decompression bomb is a small file that decodes to a huge raster. We read the header
 # first and refuse anything above this many pixels before any pixel data is decoded.
 MAX_PIXELS = 64_000_000
@@ -25,13 +27,9 @@ MIN_SIDE = 16
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageRejected(ValueError):
+class ImageRejected(Rejected):
     """An input image that cannot enter a dataset; `reason` is a stable short code."""
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

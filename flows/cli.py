@@ -34,7 +34,13 @@ def _fail(msg: str) -> None:
     raise typer.Exit(2)
 
 
-def _print_result(result: dict) -> None:
+def _run_flow(flow, **kwargs) -> None:
+    """Run a dataset flow and print its result; bad input (missing weights included: a
+    FileNotFoundError) is a one-line error and exit code 2, not a traceback."""
+    try:
+        result = flow(**kwargs)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(str(exc))
     typer.echo(json.dumps(result, indent=1, default=str))
 
 
@@ -59,12 +65,8 @@ def collage(
         task_list = parse_tasks(tasks)
     except ValueError as exc:
         _fail(str(exc))
-    try:
-        result = collage_flow(out=out, num=num, seed=seed, tasks=task_list, size=size, workers=workers,
-                              assets=assets, shard_size=shard_size, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    _print_result(result)
+    _run_flow(collage_flow, out=out, num=num, seed=seed, tasks=task_list, size=size, workers=workers,
+              assets=assets, shard_size=shard_size, progress=progress)
 
 
 @datagen_app.command("multiview")
@@ -86,13 +88,8 @@ def multiview(
     """Multi-view samples: reference view -> 1-4 further views, camera motion in words, scored."""
     from flows.multiview_flow import multiview_flow
 
-    try:
-        result = multiview_flow(out=out, captures=captures, seed=seed, per_capture=per_capture,
-                                max_extra=max_extra, scorers=scorers, min_geo=min_geo, workers=workers,
-                                progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    _print_result(result)
+    _run_flow(multiview_flow, out=out, captures=captures, seed=seed, per_capture=per_capture, max_extra=max_extra,
+              scorers=scorers, min_geo=min_geo, workers=workers, progress=progress)
 
 
 @datagen_app.command("conditions")
@@ -112,16 +109,14 @@ def conditions(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Condition-reference samples: ControlNet condition map(s) + prompt -> the source image."""
-    from datagen.conditions import MissingWeightsError
     from flows.conditions_flow import conditions_flow, resolve_kinds
 
     try:
         resolve_kinds(kinds, weights)  # unknown kinds and missing weights fail before Prefect or Ray start
-        result = conditions_flow(out=out, images=images, kinds=kinds, weights=weights, seed=seed,
-                                 multi_prob=multi_prob, workers=workers, progress=progress)
-    except (ValueError, FileNotFoundError, MissingWeightsError) as exc:
+    except (ValueError, FileNotFoundError) as exc:
         _fail(str(exc))
-    _print_result(result)
+    _run_flow(conditions_flow, out=out, images=images, kinds=kinds, weights=weights, seed=seed,
+              multi_prob=multi_prob, workers=workers, progress=progress)
 
 
 @datagen_app.command("video-pairs")
@@ -141,12 +136,8 @@ def video_pairs(
     """Video frame pairs within shots and across cuts, scored by optical-flow motion (iMontage)."""
     from flows.video_flow import video_pairs_flow
 
-    try:
-        result = video_pairs_flow(out=out, videos=videos, seed=seed, min_motion=min_motion, fps=fps,
-                                  flow_method=flow_method, workers=workers, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    _print_result(result)
+    _run_flow(video_pairs_flow, out=out, videos=videos, seed=seed, min_motion=min_motion, fps=fps,
+              flow_method=flow_method, workers=workers, progress=progress)
 
 
 @datagen_app.command("storyboard")
@@ -168,12 +159,8 @@ def storyboard(
     """Storyboards: character reference -> panels with captions, from videos or a generator."""
     from flows.storyboard_flow import storyboard_flow
 
-    try:
-        result = storyboard_flow(out=out, videos=videos, generator=generator, num=num, seed=seed, scorers=scorers,
-                                 faces=faces, nsfw=nsfw, fps=fps, workers=workers, progress=progress)
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    _print_result(result)
+    _run_flow(storyboard_flow, out=out, videos=videos, generator=generator, num=num, seed=seed, scorers=scorers,
+              faces=faces, nsfw=nsfw, fps=fps, workers=workers, progress=progress)
 
 
 @app.command("card")

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.multiview.poses import CameraPose, is_rotation, qvec_to_rotmat, rotmat_to_qvec
+from datagen.multiview.poses import (
+    CameraPose,
+    is_rotation,
+    qvec_to_rotmat,
+    rotmat_to_qvec,
+)
+from datagen.rejection import Rejected
 
 # model id -> (name, number of params); COLMAP's src/colmap/sensor/models.h.
 CAMERA_MODELS = {
@@ -36,11 +42,8 @@ MODEL_IDS = {name: (mid, n) for mid, (name, n) in CAMERA_MODELS.items()}
 MAX_RECORDS = 1_000_000
 
 
-class PoseFileError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class PoseFileError(Rejected):
+    """A missing or malformed COLMAP/CO3D pose file."""
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen.prompts import load_prompt
+from datagen.rejection import Rejected
 from datagen.schema import PLACEHOLDER, Sample
 from datagen.scoring.base import Scorer, ScoreResult
 from datagen.scoring.tiny_models import is_tiny_random
@@ -25,11 +26,8 @@ from datagen.scoring.vlm_backend import VLMBackend, sample_query
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)
 
 
-class RubricError(ValueError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class RubricError(Rejected):
+    """A VLM answer that is not the rubric's JSON: a reject, never a guessed score."""
 
 
 def parse_rubric(text: str, keys: list[str], lo: int, hi: int) -> dict[str, int]:

@@ -23,15 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from datagen.images import ImageRejected, encode_png, load_image, to_rgb
+from datagen.rejection import Rejected
 from datagen.scoring.tiny_models import is_tiny_random
 from datagen.scoring.weights import require_dir, require_file
 
 
-class GenerationFailed(RuntimeError):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
+class GenerationFailed(Rejected, RuntimeError):
+    """A generator backend that gave no usable image."""
 
 
 class DiffusersGenerator:

@@ -13,14 +13,12 @@ from pathlib import Path
 
 import av
 
+from datagen.rejection import Rejected
 
-class VideoRejected(ValueError):
+
+class VideoRejected(Rejected):
     """A video (or part of one) that cannot enter a dataset; `reason` is a stable short code."""
 
-    def __init__(self, reason: str, detail: str):
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)
