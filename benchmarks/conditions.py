@@ -103,8 +103,8 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         "# Condition annotators: images/s at 512x512",
         "",
         f"{env['images']} real photos (scikit-image), batched as the flow calls `annotator(batch)` vs one "
-        f"`annotator([image])` at a time; {env['cpus']} CPUs shared with other jobs (load average "
-        f"{env['load_average']}), torch threads {env['torch_threads']}. One run each: rough numbers.",
+        f"`annotator([image])` at a time; {env['cpus']} CPUs (load average "
+        f"{env['load_average']} at the end, this benchmark's own load included), torch threads {env['torch_threads']}. One run each: rough numbers.",
         "Model annotators group a batch by working size and run `micro_batch` images per forward pass: 1 on CPU "
         "(the default; one 512px image already fills the cores), 8 on GPU; the `8 per forward` row shows the CPU cost.",
         "Model rows use random weights in the real file layouts: controlnet_aux models at real size (representative "
@@ -158,7 +158,6 @@ def main(argv: list[str] | None = None) -> str:
     RESULTS.mkdir(parents=True, exist_ok=True)
     table = markdown(rows, env)
     (RESULTS / "conditions.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2) + "\n")
-    (RESULTS / "conditions.md").write_text(table)
     print(f"wrote {RESULTS / 'conditions.json'} and {RESULTS / 'conditions.md'}")
     return table
 

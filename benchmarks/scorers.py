@@ -102,7 +102,8 @@ def markdown(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
         "# Scorers: throughput per backend",
         "",
         f"{env['samples']} samples of 1 reference + 2 outputs (real photos, {env['side']} px wide), scored in one "
-        f"call as the flow does; {env['cpus']} CPUs shared with other jobs (load average {env['load_average']}), "
+        f"call as the flow does; {env['cpus']} CPUs (load average {env['load_average']} at the end, this "
+        "benchmark's own load included), "
         f"torch threads {env['torch_threads']}. One run each: rough numbers.",
         "**Model-backed rows use tiny random weights** in the real layouts: they time our plumbing (preprocessing, "
         "prompt layout, batching, score extraction), not a real CLIP or Qwen2.5-VL. Random weights never answer on "
@@ -143,7 +144,6 @@ def main(n_samples: int = 16, side: int = 384, only: list[str] | None = None) ->
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scorers.json").write_text(json.dumps({"env": env, "rows": rows}, indent=2))
     md = markdown(rows, env)
-    (RESULTS / "scorers.md").write_text(md)
     return md
 
 

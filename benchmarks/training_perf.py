@@ -150,7 +150,7 @@ def random_access(folder: str) -> dict:
 # --------------------------------------------------------------------------- report
 def markdown(res: dict) -> str:
     lines = ["## Training throughput and data access (`benchmarks/training_perf.py`)", "",
-             f"Ray Train on local Ray, CPU only (2 shared cores; rough numbers, other jobs ran at the same time); "
+             f"Ray Train on local Ray, CPU only (one run: rough numbers); "
              f"demo model (tiny, 4x4 patches) at 32x32, global batch 8, {res['train'][0]['steps']} steps on a "
              f"{res['train_rows']}-row collage dataset.", "",
              "| workers | steps/s | samples/s | data wait (after step 1) | data wait (all steps) | first-step wait | job wall time |",

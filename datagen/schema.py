@@ -164,14 +164,22 @@ def make_id(*parts: Any) -> str:
     return str(uuid.uuid5(ID_NAMESPACE, "/".join(str(p) for p in parts)))
 
 
-def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """Tight normalised (x0, y0, x1, y1) box of a boolean mask; x1/y1 are exclusive."""
+def mask_box_px(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Tight (x0, y0, x1, y1) pixel box of a mask, x1/y1 exclusive; None when it is empty."""
     # Row/column projections: a few times faster than np.nonzero on large masks.
     cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
     if len(cols) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """Tight normalised (x0, y0, x1, y1) box of a boolean mask; x1/y1 are exclusive."""
+    box = mask_box_px(mask)
+    if box is None:
         return (0.0, 0.0, 0.0, 0.0)
     h, w = mask.shape[:2]
-    return (float(cols[0] / w), float(rows[0] / h), float((cols[-1] + 1) / w), float((rows[-1] + 1) / h))
+    return (box[0] / w, box[1] / h, box[2] / w, box[3] / h)
 
 
 # --------------------------------------------------------------------------- validation

@@ -62,15 +62,13 @@ def score_values(ds, max_rows: int = 200_000) -> dict[str, list[float]]:
     return values
 
 
-def score_histograms(values: dict[str, list[float]]) -> bytes | None:
-    """One small histogram per score name, as a PNG; None when the dataset has no scores."""
+def score_histograms(values: dict[str, list[float]]) -> bytes:
+    """One small histogram per score name, as a PNG (callers pass at least one name)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not values:
-        return None
     names = sorted(values)
     cols = min(3, len(names))
     rows = (len(names) + cols - 1) // cols

@@ -33,7 +33,12 @@ def parse(spec: str | list[str] | None) -> list[tuple[str, str | None]]:
 
 def check_weights(specs: list[tuple[str, str | None]]) -> None:
     """Raise MissingWeights naming the file and folder before any work starts."""
-    from datagen.scoring.weights import require_any, require_dir, require_file, require_hf_folder
+    from datagen.scoring.weights import (
+        require_any,
+        require_dir,
+        require_file,
+        require_hf_folder,
+    )
 
     for name, path in specs:
         if name == "clip":

@@ -16,8 +16,8 @@ from prefect.cache_policies import NO_CACHE
 
 from flows import harness, lineage, scorer_specs
 from flows.tasks import publish
-from flows.workers.storyboard import StoryboardWorker, make_generator
 from flows.video_flow import list_videos
+from flows.workers.storyboard import StoryboardWorker, make_generator
 
 DEFAULT_SCORERS = "consistency,diversity"
 

@@ -62,7 +62,12 @@ def record_lineage(checkpoint: str) -> str:
 def train_flow(config: dict[str, Any] | str | None = None, datasets: list[str] | None = None, out: str = "runs",
                overrides: list[str] | None = None, previews: bool = True) -> dict[str, Any]:
     """Train UnifiedDiT on pinned Lance dataset versions with Ray Train."""
-    from training.config import TrainConfig, apply_overrides, preset_path, read_config_file
+    from training.config import (
+        TrainConfig,
+        apply_overrides,
+        preset_path,
+        read_config_file,
+    )
 
     raw = read_config_file(preset_path(config)) if isinstance(config, str) else dict(config or {})
     cfg = TrainConfig.from_dict(apply_overrides(raw, list(overrides or [])))

@@ -92,7 +92,8 @@ class DiTConfig:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown DiTConfig keys {unknown}; this code knows {sorted(known)}")
-        return cls(**data)
+        # Configs saved before `align_inputs` existed describe models without that layer.
+        return cls(**{"align_inputs": False, **data})
 
 
 # --------------------------------------------------------------------------- presets

@@ -38,8 +38,7 @@ def prefect_harness():
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """Tiny models on a shared 2-core machine: inter-op spinning costs more than the maths."""
-    import torch
-
+    torch = pytest.importorskip("torch")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -16,7 +16,15 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from datagen.collage import AssetPack, AssetsUnavailable, CollageSpec, check, generate, load_assets, starter_pack
+from datagen.collage import (
+    AssetPack,
+    AssetsUnavailable,
+    CollageSpec,
+    check,
+    generate,
+    load_assets,
+    starter_pack,
+)
 from datagen.rng import sample_rng
 from datagen.schema import Reject, Sample
 

@@ -12,7 +12,11 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from datagen.collage import AssetPack, CollageSpec, check, generate, starter_pack
-from datagen.collage.rembg_cutouts import RembgModelMissing, cutouts_from_folder, load_model
+from datagen.collage.rembg_cutouts import (
+    RembgModelMissing,
+    cutouts_from_folder,
+    load_model,
+)
 from datagen.rng import sample_rng
 from datagen.schema import Sample
 

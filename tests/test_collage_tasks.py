@@ -10,7 +10,15 @@ import pytest
 
 from datagen.collage import TASKS, CollageSpec, check, generate, starter_pack
 from datagen.rng import sample_rng
-from datagen.schema import PLACEHOLDER, Reject, Sample, from_row, samples_table, to_row, validate
+from datagen.schema import (
+    PLACEHOLDER,
+    Reject,
+    Sample,
+    from_row,
+    samples_table,
+    to_row,
+    validate,
+)
 
 SIZE = 128
 

@@ -16,9 +16,16 @@ import numpy as np
 import pytest
 import skimage.data
 
-from datagen.conditions import MissingWeightsError, make_annotator, make_reference_sample
+from datagen.conditions import (
+    MissingWeightsError,
+    make_annotator,
+    make_reference_sample,
+)
 from datagen.conditions.base import resize_to
-from datagen.conditions.random_weights import write_annotators_dir, write_depth_anything_dir
+from datagen.conditions.random_weights import (
+    write_annotators_dir,
+    write_depth_anything_dir,
+)
 from datagen.rng import sample_rng
 from datagen.schema import Reject
 

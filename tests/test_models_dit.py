@@ -34,7 +34,13 @@ def test_presets_build_and_grow():
     assert 3e6 < sizes["tiny"] < 8e6
     assert sizes["small"] > 5 * sizes["tiny"]
     assert PRESETS["base"]().hidden_size == 768  # built only as a config: 300M params is slow to init here
-    assert PRESETS["tiny"](patch_size=4).patch_size == 4
+    assert PRESETS["tiny"]().patch_size == 4 and PRESETS["tiny"](patch_size=2).patch_size == 2  # overrides win
+
+
+def test_configs_saved_before_align_inputs_load_without_it():
+    old = {k: v for k, v in PRESETS["tiny"]().to_dict().items() if k != "align_inputs"}
+    assert DiTConfig.from_dict(old).align_inputs is False
+    assert DiTConfig.from_dict(PRESETS["tiny"]().to_dict()).align_inputs is True
 
 
 def test_config_validation_and_round_trip():

@@ -81,7 +81,14 @@ def test_instruction_to_images_end_to_end(minilm):
 
 @pytest.mark.parametrize("family", ["t5", "clip", "qwen2"])
 def test_tiny_random_encoders_load_from_a_local_folder(tmp_path, family):
-    from transformers import CLIPTextConfig, CLIPTextModel, Qwen2Config, Qwen2ForCausalLM, T5Config, T5EncoderModel
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        T5Config,
+        T5EncoderModel,
+    )
 
     torch.manual_seed(0)
     vocab = 30522  # the borrowed tokenizer's vocabulary

@@ -205,9 +205,8 @@ def test_sample_batch_is_seeded_and_keeps_the_train_mode():
 
 
 def test_sample_takes_and_returns_uint8_images():
-    from skimage import data
-
     import cv2
+    from skimage import data
 
     model = randomize(small_model())
     photo = cv2.resize(data.astronaut(), (8, 8), interpolation=cv2.INTER_AREA)

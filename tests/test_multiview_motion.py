@@ -5,7 +5,12 @@ import pytest
 
 from datagen.multiview.co3d import pose_from_pytorch3d, pose_to_pytorch3d
 from datagen.multiview.motion import CameraMotion, motion_words, relative_motion
-from datagen.multiview.poses import CameraPose, orbit_center, qvec_to_rotmat, rotmat_to_qvec
+from datagen.multiview.poses import (
+    CameraPose,
+    orbit_center,
+    qvec_to_rotmat,
+    rotmat_to_qvec,
+)
 from datagen.multiview.samples import unwrapped_motions
 
 UP = np.array([0.0, 0.0, 1.0])

@@ -14,7 +14,6 @@ from datagen.scoring import CLIPScorer, apply_scorer  # noqa: E402
 from datagen.scoring.tiny_models import make_tiny_open_clip  # noqa: E402
 from datagen.scoring.weights import MissingWeights  # noqa: E402
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 

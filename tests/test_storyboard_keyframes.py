@@ -8,7 +8,12 @@ import skimage.data
 from datagen.rng import sample_rng
 from datagen.schema import from_row, samples_table, validate
 from datagen.scoring import ConsistencyScorer, DiversityScorer
-from datagen.storyboard import CascadeFaceDetector, FaceFilter, StoryboardConfig, storyboard_from_keyframes
+from datagen.storyboard import (
+    CascadeFaceDetector,
+    FaceFilter,
+    StoryboardConfig,
+    storyboard_from_keyframes,
+)
 from datagen.storyboard.keyframes import keyframes_per_shot
 
 ASTRONAUT = skimage.data.astronaut()

@@ -17,7 +17,11 @@ from typer.testing import CliRunner
 
 from datagen.images import decode, encode_png
 from flows import lineage as graph
-from tests.test_training_support import TEST_MODEL, make_photo_dataset, make_text_encoder
+from tests.test_training_support import (
+    TEST_MODEL,
+    make_photo_dataset,
+    make_text_encoder,
+)
 from training import job
 from training.config import TrainConfig
 from training.lineage import read_node
@@ -88,7 +92,12 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
 
     # the run card is a keyed Prefect artifact with the loss curve and generations
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, TaskRunFilter
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        TaskRunFilter,
+    )
     from prefect.client.schemas.sorting import ArtifactSort
 
     from training.report import artifact_key

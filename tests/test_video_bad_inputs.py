@@ -11,7 +11,13 @@ import pytest
 
 from datagen.rng import sample_rng
 from datagen.schema import rejects_table
-from datagen.video import Limits, VideoPairConfig, VideoRejected, process_video, score_video
+from datagen.video import (
+    Limits,
+    VideoPairConfig,
+    VideoRejected,
+    process_video,
+    score_video,
+)
 from datagen.video.process import TASK_PAIR
 
 try:

@@ -10,7 +10,13 @@ from datagen import images
 from datagen.rng import sample_rng
 from datagen.video import VideoPairConfig, process_video
 from datagen.video import synthetic as S
-from datagen.video.filters import MotionRule, frame_problem, measure_quality, motion_problem, motion_weight
+from datagen.video.filters import (
+    MotionRule,
+    frame_problem,
+    measure_quality,
+    motion_problem,
+    motion_weight,
+)
 from datagen.video.phash import PairIndex, hamming, phash
 
 try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.conditions.base import as_rgb
 from training.config import parse_ratio
 
 # Roles whose pixels are labels, not photographs: resampled without blending values.
@@ -53,22 +54,9 @@ def assign_buckets(widths: np.ndarray, heights: np.ndarray, buckets: list[Bucket
     return np.abs(aspects[:, None] - centres[None, :]).argmin(axis=1).astype(np.int16)
 
 
-def flatten_alpha(pixels: np.ndarray, background: int = 255) -> np.ndarray:
-    """HxW / HxWx3 / HxWx4 uint8 -> HxWx3; transparent pixels over white, as references are shown."""
-    if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    if pixels.shape[2] == 1:
-        return np.repeat(pixels, 3, axis=2)
-    if pixels.shape[2] == 4:
-        alpha = pixels[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = pixels[:, :, :3].astype(np.float32) * alpha + background * (1.0 - alpha)
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
-    return pixels
-
-
 def fit_to_bucket(pixels: np.ndarray, bucket: Bucket, role: str = "") -> np.ndarray:
     """Scale to cover the bucket, then centre-crop: no padding, no distortion. -> HxWx3 uint8."""
-    rgb = flatten_alpha(pixels)
+    rgb = as_rgb(pixels)  # transparent pixels over white, as references are shown
     h, w = rgb.shape[:2]
     scale = max(bucket.height / h, bucket.width / w)
     nh, nw = max(bucket.height, round(h * scale)), max(bucket.width, round(w * scale))

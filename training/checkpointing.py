@@ -50,10 +50,11 @@ def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Opti
            "rng": {"scheme": RNG_SCHEME, "torch": state.torch_rng}, "history": state.history}
     (folder / STATE_FILE).write_text(json.dumps(doc))
     from flows.lineage import file_hash
+    from training.lineage import write_node
 
     # The weights' hash ties the lineage node to these exact bytes.
     lineage = lineage | {"weights_sha256": file_hash(folder / WEIGHTS_FILE)}
-    (folder / "lineage.json").write_text(json.dumps(lineage, indent=1, sort_keys=True))
+    write_node(str(folder), lineage)
     return folder
 
 

@@ -64,7 +64,8 @@ def check_text_encoder(cfg: TrainConfig) -> None:
     from models.text_encoder import check_hf_folder, default_text_encoder_path
 
     path = Path(cfg.text_encoder) if cfg.text_encoder else default_text_encoder_path()
-    dim = int(check_hf_folder(path).get("hidden_size") or check_hf_folder(path).get("d_model") or 0)
+    conf = check_hf_folder(path)
+    dim = int(conf.get("hidden_size") or conf.get("d_model") or 0)
     want = cfg.model_config().text_dim
     if dim and dim != want:
         raise ValueError(f"text encoder {path} gives {dim}-d features but the model expects text_dim={want}; "
@@ -164,8 +165,8 @@ def _finish(node: dict[str, Any], run_dir: str, status: str, error: str | None) 
     checkpoints = list_checkpoints(run_dir)
     history, events = read_history(run_dir), read_events(run_dir)
     latest = checkpoints[-1] if checkpoints else None
-    metrics = lineage.read_node(latest).get("metrics", {}) if latest else {}
-    step = int(lineage.read_node(latest).get("step", 0)) if latest else 0
+    last = (lineage.read_node(latest) or {}) if latest else {}
+    metrics, step = last.get("metrics", {}), int(last.get("step", 0))
     node = lineage.finish_run_node(node, status=status, step=step, checkpoints=checkpoints, metrics=metrics,
                                    error=error)
     lineage.write_node(run_dir, node)
@@ -179,7 +180,7 @@ def list_checkpoints(run_dir: str) -> list[str]:
     root = Path(run_dir)
     if not root.is_dir():
         return []
-    found = [p for p in root.glob("checkpoint_*") if (p / "lineage.json").is_file() and (p / "config.json").is_file()]
+    found = [p for p in root.glob("checkpoint_*") if (p / lineage.RUN_FILE).is_file() and (p / "config.json").is_file()]
     return [str(p) for p in sorted(found, key=lambda p: p.name)]
 
 

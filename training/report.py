@@ -100,9 +100,13 @@ def preview_png(checkpoint: str, per_task: int = 1, steps: int = 20, max_rows: i
     strips: list[np.ndarray] = []
     seen: dict[str, int] = {}
     for ref in tc.datasets:
+        if len(strips) >= max_rows:
+            break
         ds = lance_io.open_dataset(ref)
         for pos, task in enumerate(ds.to_table(columns=["task"]).column("task").to_pylist()):
-            if seen.get(task, 0) >= per_task or len(strips) >= max_rows:
+            if len(strips) >= max_rows:
+                break
+            if seen.get(task, 0) >= per_task:
                 continue
             row = ds.take([pos], columns=["instruction", "inputs", "outputs"]).to_pylist()[0]
             if not row["outputs"] or len(row["inputs"] or []) > loaded.model.config.max_inputs:

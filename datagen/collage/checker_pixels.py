@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from datagen.schema import Region, Sample
+from datagen.schema import Region, Sample, mask_box_px
 
 CELL_NAMES = (("top left", "top", "top right"), ("left", "center", "right"),
               ("bottom left", "bottom", "bottom right"))
@@ -79,10 +79,10 @@ def edit_area(before: np.ndarray, after: np.ndarray) -> np.ndarray:
 
 
 def box_px(mask: np.ndarray) -> tuple[int, int, int, int]:
-    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
-    if len(cols) == 0:
+    box = mask_box_px(mask)
+    if box is None:
         raise Fail("empty_region")
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    return box
 
 
 def cell(box, width: int, height: int) -> str:

@@ -21,7 +21,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from datagen.collage.checker_pixels import Fail, beyond, box_px, cell, mask_of, pixels, rgb_match, says
+from datagen.collage.checker_pixels import (
+    Fail,
+    beyond,
+    box_px,
+    cell,
+    mask_of,
+    pixels,
+    rgb_match,
+    says,
+)
 from datagen.schema import Sample
 
 SIZE_WORDS = {"small": (0.05, 0.1), "medium": (0.1, 0.17), "large": (0.17, 0.26)}  # shape box side / canvas

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.schema import mask_box_px
+
 # Resampling leaves a haze of tiny alphas around an object. Zeroing them keeps masks
 # honest: every mask pixel carries at least ~10% of the object, so it visibly changes.
 ALPHA_FLOOR = 24
@@ -108,11 +110,10 @@ def greyscale(premul: np.ndarray) -> np.ndarray:
 
 def changed_fraction(before: np.ndarray, after: np.ndarray, mask: np.ndarray, level: int = 16) -> float:
     """Share of mask pixels whose colour moved by >= `level` in some channel."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if len(rows) == 0:
+    px = mask_box_px(mask)
+    if px is None:
         return 0.0
-    cols = np.flatnonzero(mask.any(axis=0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))  # only the mask's box
+    box = (slice(px[1], px[3]), slice(px[0], px[2]))  # only the mask's box
     d = cv2.absdiff(before[box], after[box])
     moved = np.maximum(np.maximum(d[:, :, 0], d[:, :, 1]), d[:, :, 2]) >= level
     m = mask[box]

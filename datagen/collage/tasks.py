@@ -11,7 +11,17 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Callable
 
-from datagen.collage import drag, edit, inpaint, multiturn, ref, seg, t2i_layout, t2i_shapes, t2i_text
+from datagen.collage import (
+    drag,
+    edit,
+    inpaint,
+    multiturn,
+    ref,
+    seg,
+    t2i_layout,
+    t2i_shapes,
+    t2i_text,
+)
 from datagen.collage.compose import Unlucky
 from datagen.collage.pack import AssetPack
 from datagen.schema import Reject, Sample

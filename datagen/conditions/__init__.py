@@ -12,7 +12,14 @@ checkpoints in the real layouts, for tests, benchmarks and dry runs without real
 Importing this package is cheap: controlnet_aux, transformers and torch load in `setup()`.
 """
 
-from datagen.conditions.base import ANNOTATORS, Annotator, as_rgb, make_annotator, prepare_image, register
+from datagen.conditions.base import (
+    ANNOTATORS,
+    Annotator,
+    as_rgb,
+    make_annotator,
+    prepare_image,
+    register,
+)
 from datagen.conditions.canny import CannyAnnotator, auto_thresholds, canny_map
 from datagen.conditions.controlnet_aux_backend import (
     DETECTORS,
@@ -23,7 +30,10 @@ from datagen.conditions.controlnet_aux_backend import (
     draw_pose_map,
 )
 from datagen.conditions.depth_anything import DepthAnythingAnnotator, normalise_depth
-from datagen.conditions.lineart_standard import LineartStandardAnnotator, lineart_standard_map
+from datagen.conditions.lineart_standard import (
+    LineartStandardAnnotator,
+    lineart_standard_map,
+)
 from datagen.conditions.reference import (
     ReferenceSource,
     check_map,
@@ -33,7 +43,11 @@ from datagen.conditions.reference import (
     source_from_file,
     source_from_sample,
 )
-from datagen.conditions.seg_from_regions import PALETTE, SegFromRegionsAnnotator, seg_map
+from datagen.conditions.seg_from_regions import (
+    PALETTE,
+    SegFromRegionsAnnotator,
+    seg_map,
+)
 from datagen.conditions.weights import MissingWeightsError
 
 __all__ = [

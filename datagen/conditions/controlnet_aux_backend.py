@@ -19,7 +19,14 @@ import cv2
 import numpy as np
 
 from datagen.conditions import weights
-from datagen.conditions.base import Annotator, default_micro_batch, package_version, prepare_image, register, resize_to
+from datagen.conditions.base import (
+    Annotator,
+    default_micro_batch,
+    package_version,
+    prepare_image,
+    register,
+    resize_to,
+)
 
 
 def import_controlnet_aux() -> Any:

@@ -16,7 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from datagen.conditions.base import Annotator, default_micro_batch, package_version, register
+from datagen.conditions.base import (
+    Annotator,
+    default_micro_batch,
+    package_version,
+    register,
+)
 
 DEFAULT_LAYOUT = "Depth-Anything-V2-Small-hf"
 HINT = ("download a depth-anything/Depth-Anything-V2-*-hf repository from the Hugging Face hub "

@@ -19,7 +19,15 @@ import numpy as np
 
 from datagen.conditions.base import prepare_image
 from datagen.images import ImageRejected, load_image
-from datagen.schema import PLACEHOLDER, InvalidSample, Picture, Region, Reject, Sample, validate
+from datagen.schema import (
+    PLACEHOLDER,
+    InvalidSample,
+    Picture,
+    Region,
+    Reject,
+    Sample,
+    validate,
+)
 
 VERSION = "1"
 GENERATOR = f"datagen.conditions.reference@{VERSION}"

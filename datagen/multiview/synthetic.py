@@ -18,7 +18,12 @@ import cv2
 import numpy as np
 
 from datagen.images import encode_jpeg
-from datagen.multiview.colmap import Camera, ImageRecord, SparseModel, write_sparse_model
+from datagen.multiview.colmap import (
+    Camera,
+    ImageRecord,
+    SparseModel,
+    write_sparse_model,
+)
 from datagen.multiview.poses import CameraPose
 from datagen.rng import sample_rng
 

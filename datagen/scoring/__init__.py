@@ -8,7 +8,11 @@ JSON). Model-backed classes import their heavy libraries inside `setup()`.
 
 from datagen.scoring.base import Scorer, apply_scorer, scorer_reject
 from datagen.scoring.clip import CLIPScorer
-from datagen.scoring.consistency import ConsistencyScorer, colour_similarity, identity_similarity
+from datagen.scoring.consistency import (
+    ConsistencyScorer,
+    colour_similarity,
+    identity_similarity,
+)
 from datagen.scoring.diversity import DiversityScorer, phash, phash_distance
 from datagen.scoring.geometry import GeometricConsistencyScorer, pair_geometry
 from datagen.scoring.quality import ExposureScorer, SharpnessScorer, exposure, sharpness

@@ -8,7 +8,11 @@ filter hooks check character references; all model-backed parts load local files
 from datagen.storyboard.config import StoryboardConfig
 from datagen.storyboard.faces import CascadeFaceDetector, FaceFilter, YuNetFaceDetector
 from datagen.storyboard.from_generator import storyboard_from_generator
-from datagen.storyboard.generators import DiffusersGenerator, GenerationFailed, HTTPGenerator
+from datagen.storyboard.generators import (
+    DiffusersGenerator,
+    GenerationFailed,
+    HTTPGenerator,
+)
 from datagen.storyboard.keyframes import storyboard_from_keyframes
 from datagen.storyboard.nsfw import NSFWFilter
 

@@ -39,7 +39,12 @@ def write_clip_tokenizer_files(folder: Path, n_merges: int = 48894) -> Path:
 def make_tiny_sd_pipeline(folder: str | Path, seed: int = 0) -> Path:
     """A ~1M-parameter StableDiffusionPipeline; 32x32 panels in a few steps on CPU."""
     import torch
-    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     folder = Path(folder)

@@ -9,7 +9,13 @@ Entry points:
 """
 
 from datagen.video.config import VideoPairConfig
-from datagen.video.motion import MotionEstimate, VideoMotion, estimate_motion, flow_magnitude, score_video
+from datagen.video.motion import (
+    MotionEstimate,
+    VideoMotion,
+    estimate_motion,
+    flow_magnitude,
+    score_video,
+)
 from datagen.video.probe import Limits, VideoInfo, VideoRejected, probe
 from datagen.video.process import GENERATOR, TASK_PAIR, TASK_TRANSITION, process_video
 from datagen.video.synthetic import make_demo_clips

@@ -23,7 +23,13 @@ from datagen.schema import Picture, Reject, Sample, make_id
 from datagen.video import captions
 from datagen.video.config import VideoPairConfig
 from datagen.video.decode import prefetched, read_frames, sample_times
-from datagen.video.filters import FrameQuality, frame_problem, measure_quality, motion_problem, motion_weight
+from datagen.video.filters import (
+    FrameQuality,
+    frame_problem,
+    measure_quality,
+    motion_problem,
+    motion_weight,
+)
 from datagen.video.flow import raft_weights_file
 from datagen.video.motion import MotionEstimate, estimate_motion, to_work, work_size
 from datagen.video.pairs import PairPlanner

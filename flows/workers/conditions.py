@@ -50,7 +50,12 @@ class ConditionsWorker:
         return source_from_sample(sample)
 
     def process_batch(self, items: list[dict[str, Any]]) -> list[list]:
-        from datagen.conditions import as_rgb, make_reference_sample, pick_kinds, seg_map
+        from datagen.conditions import (
+            as_rgb,
+            make_reference_sample,
+            pick_kinds,
+            seg_map,
+        )
 
         sources = [self._source(it) for it in items]
         ok = [k for k, s in enumerate(sources) if not isinstance(s, Reject)]

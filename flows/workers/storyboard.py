@@ -24,7 +24,12 @@ class StoryboardWorker:
 
     def __init__(self, seed: int, config: dict[str, Any], scorers: list, faces: bool, nsfw: str | None,
                  generator: str | None, fps: float):
-        from datagen.storyboard import CascadeFaceDetector, FaceFilter, NSFWFilter, StoryboardConfig
+        from datagen.storyboard import (
+            CascadeFaceDetector,
+            FaceFilter,
+            NSFWFilter,
+            StoryboardConfig,
+        )
 
         self.seed, self.fps, self.config = seed, fps, StoryboardConfig(**config)
         self.detector = CascadeFaceDetector() if faces else None
@@ -40,7 +45,10 @@ class StoryboardWorker:
         self.generator = make_generator(generator) if generator else None
 
     def __call__(self, item: dict[str, Any]):
-        from datagen.storyboard import storyboard_from_generator, storyboard_from_keyframes
+        from datagen.storyboard import (
+            storyboard_from_generator,
+            storyboard_from_keyframes,
+        )
         from datagen.video.keyframes import frames_with_shots
         from datagen.video.probe import VideoRejected
 
