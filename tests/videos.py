@@ -7,7 +7,6 @@ short so the whole video suite stays fast on two shared cores.
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -180,8 +179,3 @@ def blurry(path: Path, size=(320, 180), fps: float = 10.0, seconds: float = 3.0,
     frames = [cv2.GaussianBlur(S.render(canvas(), S.Pose(1024.0 + 20 * k, 768.0), size), (0, 0), sigma)
               for k in range(int(fps * seconds))]  # fmt: skip
     return write(path, frames, fps)
-
-
-def rate_of(path: Path) -> Fraction:
-    with av.open(str(path)) as c:
-        return c.streams.video[0].average_rate

@@ -39,8 +39,9 @@ def make_storyboard_clip(out_dir: str | Path, seed: int = 0, size: tuple[int, in
         n = int(round(fps * shot_s))
         # The seed picks the edit: which shot opens, and the order of the rest.
         order = [int(k) for k in rng.permutation(len(SHOTS))]
+        photos = {name: getattr(skd, name)()[:, :, :3] for name in {shot[0] for shot in SHOTS}}  # decode once
         for name, (x0, y0, side), (dx, dy, ds), mirror, grade in (SHOTS[k] for k in order):
-            photo = getattr(skd, name)()[:, :, :3]
+            photo = photos[name]
             photo = np.clip(photo * np.float32(grade), 0, 255).astype(np.uint8)
             photo = photo[:, ::-1].copy() if mirror else photo
             jitter = rng.uniform(-4, 4, 2)

@@ -6,6 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from datagen.video.filters import MotionRule, QualityRule
+from datagen.video.flow import METHODS
 from datagen.video.probe import Limits
 from datagen.video.shots import CutRule
 
@@ -45,7 +46,7 @@ class VideoPairConfig:
             raise ValueError(f"gap_range_s must satisfy 0 < min <= max, got {self.gap_range_s}")
         if self.sample_fps <= 0 or self.anchor_every_s <= 0:
             raise ValueError("sample_fps and anchor_every_s must be > 0")
-        if self.flow_method not in ("dis", "dis_fine", "farneback", "raft"):
+        if self.flow_method not in METHODS:
             raise ValueError(f"unknown flow_method {self.flow_method!r}")
         if self.flow_method == "raft" and not self.raft_dir:
             raise ValueError("flow_method='raft' needs raft_dir (folder with the RAFT weights)")

@@ -1,22 +1,20 @@
-"""64-bit DCT perceptual hash and a small near-duplicate index for frame pairs.
+"""Near-duplicate frame pairs by 64-bit pHash (the one in datagen.scoring.diversity).
 
-pHash: grey 32x32 -> DCT -> the 8x8 lowest frequencies (DC excluded from the median) ->
-one bit per coefficient above the median. Re-encoding, mild blur and small brightness
-changes move a few bits; different content moves about half of them.
+Re-encoding, mild blur and small brightness changes move a few bits; different content
+moves about half of them.
 """
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
+
+from datagen.scoring import diversity
 
 
 def phash(img: np.ndarray) -> int:
-    grey = img if img.ndim == 2 else cv2.cvtColor(img[:, :, :3], cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(small)[:8, :8].ravel()
-    bits = low > np.median(low[1:])
-    return int(sum(1 << i for i, b in enumerate(bits) if b))
+    """The shared pHash (datagen.scoring.diversity), packed into an int for cheap XOR distances."""
+    bits = diversity.phash(img[:, :, :3] if img.ndim == 3 else img)
+    return int.from_bytes(np.packbits(bits, bitorder="little").tobytes(), "little")
 
 
 def hamming(a: int, b: int) -> int:
@@ -39,6 +37,3 @@ class PairIndex:
 
     def add(self, hash_a: int, hash_b: int) -> None:
         self._pairs.append((hash_a, hash_b))
-
-    def __len__(self) -> int:
-        return len(self._pairs)

@@ -104,6 +104,9 @@ class _Frame:
     quality: FrameQuality
     problem: tuple[str, str] | None
     _hash: int | None = field(default=None, repr=False)
+    # Motion from the previous sampled frame, measured for the cut check; a pair (prev, this)
+    # reuses it instead of running the flow again.
+    from_prev: tuple[int, MotionEstimate] | None = field(default=None, repr=False)
 
     @property
     def phash(self) -> int:
@@ -149,6 +152,7 @@ class _VideoRun:
         prev = self.prev
         if prev is not None:
             est = self._motion(prev, f)
+            f.from_prev = (prev.index, est)
             cut = judge_cut(hist_distance(prev.hist, f.hist), est, self.config.cut)
             if cut.is_cut:
                 self._pairs(self.planner.close_shot(prev, prev.grid))
@@ -184,6 +188,8 @@ class _VideoRun:
 
     # ------------------------------------------------------------------ samples
     def _motion(self, a: _Frame, b: _Frame) -> MotionEstimate:
+        if b.from_prev is not None and b.from_prev[0] == a.index:
+            return b.from_prev[1]
         c = self.config
         return estimate_motion(a.work, b.work, method=c.flow_method, work_side=c.work_side,
                                original_size=self.original, raft_dir=c.raft_dir)  # fmt: skip
@@ -232,8 +238,10 @@ class _VideoRun:
             "camera_px": est.camera_px,
             "local_px": est.local_px,
             "inlier_fraction": est.inlier_fraction,
-            "sharpness": min(a.quality.sharpness, b.quality.sharpness),
-            "exposure": (a.quality.mean_luma + b.quality.mean_luma) / 510.0,
+            # Not "sharpness"/"exposure": those keys belong to datagen.scoring.quality, on another
+            # scale; reusing them would clash when that scorer runs on these samples.
+            "frame_sharpness": min(a.quality.sharpness, b.quality.sharpness),
+            "mean_luma": (a.quality.mean_luma + b.quality.mean_luma) / 510.0,
         }
         text = captions.template_instruction("pair", self.text_rng, gap_s=b.time - a.time, camera=words)
         weight = motion_weight(est.motion_norm, self.config.motion)
@@ -244,7 +252,7 @@ class _VideoRun:
         for f in (a, b):
             if f.problem:
                 return self._reject(*f.problem, a, b, TASK_TRANSITION, meta)
-        scores = {**scores, "sharpness": min(a.quality.sharpness, b.quality.sharpness)}
+        scores = {**scores, "frame_sharpness": min(a.quality.sharpness, b.quality.sharpness)}
         text = captions.template_instruction(kind, self.text_rng)
         self._emit(TASK_TRANSITION, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
 
