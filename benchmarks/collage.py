@@ -21,9 +21,10 @@ import numpy as np
 
 from datagen import images
 from datagen.schema import from_row
-from flows import harness, lance_io
+from compute import harness
+from datagen.store import lance_io
 from flows.collage_flow import plan_collage
-from flows.ray_runner import ensure_ray
+from compute.ray_adapter import ensure_ray
 
 SIZE = 512
 PER_TASK = int(os.environ.get("BENCH_COLLAGE_PER_TASK", "48"))

@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from flows import harness
-from flows.ray_runner import ensure_ray
+from compute import harness
+from compute.ray_adapter import ensure_ray
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

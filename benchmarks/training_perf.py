@@ -29,7 +29,7 @@ BATCH = 8
 
 # --------------------------------------------------------------------------- data
 def collage_dataset(out: str, num: int = 96, size: int = 128) -> str:
-    from flows import harness
+    from compute import harness
     from flows.collage_flow import parse_tasks, plan_collage
 
     res = harness.execute(plan_collage(out, num, 0, parse_tasks(None), size, None), workers=2, progress=False)
@@ -173,7 +173,7 @@ def markdown(res: dict) -> str:
 def main() -> str:
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from flows.ray_runner import ensure_ray
+    from compute.ray_adapter import ensure_ray
 
     ensure_ray(2)
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,8 @@ import numpy as np
 import pyarrow.compute as pc
 
 from datagen.schema import from_row
-from flows import contact_sheet, lance_io
+from datagen.store import lance_io
+from flows import contact_sheet
 
 CARD_BUDGET_BYTES = 900_000
 IMAGE_COLUMNS = ["sample_id", "index", "task", "instruction", "inputs", "outputs", "regions", "scores",

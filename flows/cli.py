@@ -182,7 +182,7 @@ def card_cmd(
     if publish:
         from prefect.artifacts import create_markdown_artifact
 
-        from flows.lance_io import split_version
+        from datagen.store.lance_io import split_version
 
         create_markdown_artifact(key=card.artifact_key(split_version(uri)[0]), markdown=markdown)
     typer.echo(card.strip_images(markdown))
@@ -195,7 +195,7 @@ def lineage_cmd(
     verify: bool = typer.Option(False, "--verify", help="Recompute the dataset's content hash from its rows."),
 ) -> None:
     """Print the lineage graph back to flow runs and sources."""
-    from flows import lineage
+    from datagen.store import lineage
 
     tree = lineage.walk(ref)
     if tree["node"].get("kind") == "missing":
@@ -210,7 +210,7 @@ def lineage_cmd(
 
 def _mount_training() -> None:
     """`train` and `sample` live with the trainer; the main CLI mounts them."""
-    from training.cli import sample, train
+    from flows.train_cli import sample, train
 
     app.command("train", help=train.__doc__)(train)
     app.command("sample", help=sample.__doc__)(sample)

@@ -8,7 +8,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import harness, lance_io
+from compute import harness
+from datagen.store import lance_io
 from flows.tasks import generate_dataset, publish_card, record_lineage
 from flows.workers.collage import CollageWorker
 

@@ -15,7 +15,8 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import harness, lance_io, lineage
+from compute import harness
+from datagen.store import lance_io, lineage
 from flows.tasks import publish
 from flows.workers.conditions import ConditionsWorker, annotator_options
 

@@ -10,7 +10,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import harness, lineage, scorer_specs
+from compute import harness
+from datagen.store import lineage
+from flows import scorer_specs
 from flows.tasks import publish
 from flows.workers.multiview import MultiviewWorker
 

@@ -10,7 +10,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import card, harness, lineage
+from compute import harness
+from datagen.store import lineage
+from flows import card
 
 
 def current_flow_run() -> dict[str, Any] | None:

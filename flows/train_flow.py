@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows import lineage
+from datagen.store import lineage
 from flows.tasks import current_flow_run
 
 

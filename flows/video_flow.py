@@ -11,7 +11,8 @@ import pyarrow.fs as pafs
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows import harness, lineage
+from compute import harness
+from datagen.store import lineage
 from flows.tasks import publish
 from flows.workers.video import VideoWorker
 

@@ -18,7 +18,7 @@ def ray_local():
     """A real local Ray with 2 CPUs (the CI machine's size), shared by every test."""
     import ray
 
-    from flows.ray_runner import ensure_ray
+    from compute.ray_adapter import ensure_ray
 
     if not ray.is_initialized():
         os.environ.pop("RAY_ADDRESS", None)

@@ -11,7 +11,7 @@ import sys
 import lance
 import pytest
 
-from flows import lineage
+from datagen.store import lineage
 
 
 def _artifact(key):
@@ -78,7 +78,8 @@ def test_bad_asset_files_become_rejects_and_the_run_goes_on(ray_local, tmp_path)
     import numpy as np
     from PIL import Image
 
-    from flows import card, harness
+    from compute import harness
+    from flows import card
     from flows.collage_flow import plan_collage
 
     assets = tmp_path / "assets"

@@ -9,7 +9,8 @@ import pytest
 import skimage.data as skd
 from PIL import Image
 
-from flows import harness, lineage
+from compute import harness
+from datagen.store import lineage
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,9 @@ import lance
 import pytest
 
 import tests.toy_product as toy
-from flows import harness, lance_io, lineage
-from flows.harness import DatasetPlan
+from compute import harness
+from datagen.store import lance_io, lineage
+from compute.harness import DatasetPlan
 
 cloudpickle.register_pickle_by_value(toy)  # Ray workers need not import the tests package
 

@@ -8,7 +8,7 @@ import numpy as np
 import skimage.data as skd
 from PIL import Image
 
-from flows import harness
+from compute import harness
 
 
 def _two_places(src, tmp_path):

@@ -9,8 +9,8 @@ import nbformat
 from nbclient import NotebookClient
 
 import tests.toy_product as toy
-from flows import harness
-from flows.harness import DatasetPlan
+from compute import harness
+from compute.harness import DatasetPlan
 
 cloudpickle.register_pickle_by_value(toy)
 ROOT = Path(__file__).resolve().parents[1]

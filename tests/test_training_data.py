@@ -8,7 +8,7 @@ import pytest
 from datagen import schema
 from datagen.images import decode
 from datagen.schema import Picture, Sample
-from flows import lance_io
+from datagen.store import lance_io
 from tests.test_training_support import make_photo_dataset, make_text_encoder
 from training.buckets import Bucket, assign_buckets, fit_to_bucket, make_buckets
 from training.config import TrainConfig

@@ -16,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from datagen.images import decode, encode_png
-from flows import lineage as graph
+from datagen.store import lineage as graph
 from tests.test_training_support import (
     TEST_MODEL,
     make_photo_dataset,
@@ -45,7 +45,7 @@ def setup(ray_local, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(setup, prefect_harness):
     """`unimontage train` through the Prefect flow: an uninterrupted 2-worker run."""
-    from training.cli import app
+    from flows.cli import app
 
     out = setup["root"] / "runs"
     res = CliRunner().invoke(app, ["train", "--config", setup["config_file"], "--dataset", setup["ref"].split("@")[0],
@@ -128,7 +128,7 @@ def test_a_worker_lost_mid_run_resumes_from_its_checkpoint_with_the_same_batches
 def test_sample_cli_generates_from_the_checkpoint_and_refuses_a_broken_input(setup, reference, tmp_path):
     import skimage.data
 
-    from training.cli import app
+    from flows.cli import app
 
     photo = tmp_path / "chelsea.png"
     photo.write_bytes(encode_png(skimage.data.chelsea()))
@@ -157,7 +157,7 @@ def test_sample_cli_generates_from_the_checkpoint_and_refuses_a_broken_input(set
 
 
 def test_train_cli_refuses_bad_runs_before_any_worker_starts(setup, tmp_path):
-    from training.cli import app
+    from flows.cli import app
 
     def train(*args):
         return CliRunner().invoke(app, ["train", "--config", setup["config_file"], "--out", str(tmp_path),

@@ -92,7 +92,7 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers need 
 
 def make_photo_dataset(out: str | Path, num: int = 24, seed: int = 0, tasks: list[str] | None = None) -> str:
     """Write `num` samples (tasks round-robin) through the harness; returns 'URI@VERSION'."""
-    from flows import harness
+    from compute import harness
 
     tasks = tasks or TASKS
     plan = harness.DatasetPlan(kind="photos", out=str(out), seed=seed, config={"tasks": tasks},

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import skimage.data as skd
 
-from flows import card, harness, lineage
+from compute import harness
+from datagen.store import lineage
+from flows import card
 
 
 @pytest.fixture(scope="module")

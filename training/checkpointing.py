@@ -49,7 +49,7 @@ def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Opti
            "plan": state.plan}, "config": state.config, "datasets": state.datasets,
            "rng": {"scheme": RNG_SCHEME, "torch": state.torch_rng}, "history": state.history}
     (folder / STATE_FILE).write_text(json.dumps(doc))
-    from flows.lineage import file_hash
+    from datagen.store.lineage import file_hash
     from training.lineage import write_node
 
     # The weights' hash ties the lineage node to these exact bytes.

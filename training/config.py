@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flows.lineage import config_hash
+from datagen.store.lineage import config_hash
 
 WEIGHT_MODES = ("sample", "loss", "none")
 LR_SCHEDULES = ("constant", "cosine")

@@ -62,7 +62,7 @@ _OPEN: dict[str, Any] = {}
 def _open(ref: str):
     """Lance datasets opened once per decode process (a version never changes)."""
     if ref not in _OPEN:
-        from flows import lance_io
+        from datagen.store import lance_io
 
         _OPEN[ref] = lance_io.open_dataset(ref)
     return _OPEN[ref]

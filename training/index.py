@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from flows import lance_io
+from datagen.store import lance_io
 from training.buckets import Bucket, assign_buckets
 
 INDEX_COLUMNS = ["task", "weight", "inputs", "outputs"]

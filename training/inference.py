@@ -61,7 +61,7 @@ def sample_checkpoint(checkpoint: str | Path, inputs: list[str | Path], instruct
                       size: str | None = None) -> list[Path]:
     """Write `output_<k>.png` (+ the fitted inputs and sample.json) into `out`; return the output paths."""
     from datagen.images import encode_png, load_image
-    from flows.lineage import file_hash
+    from datagen.store.lineage import file_hash
     from models.image_space import load_image_space
     from models.sampling import sample
     from models.text_encoder import TextEncoder

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flows import lance_io
-from flows import lineage as graph
+from datagen.store import lance_io
+from datagen.store import lineage as graph
 from training import lineage
 from training.buckets import make_buckets
 from training.config import TrainConfig
@@ -107,7 +107,7 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
-    from flows.ray_runner import ensure_ray
+    from compute.ray_adapter import ensure_ray
 
     cfg.validate()
     check_text_encoder(cfg)

@@ -3,7 +3,7 @@
 Both live as `lineage.json` in their folder (`<out>/<name>/` and
 `<out>/<name>/checkpoint_<step>/`) and point at the exact dataset versions they read
 (`datasets`: "URI@VERSION"), so `unimontage lineage <checkpoint>` walks back through the
-run to the dataset versions, their flow runs and sources (flows/lineage.py). Keys
+run to the dataset versions, their flow runs and sources (datagen/store/lineage.py). Keys
 `datasets`, `parents` and `training_run` are the graph's edges; the rest describes the node.
 """
 
@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flows import lance_io
-from flows import lineage as graph
+from datagen.store import lance_io
+from datagen.store import lineage as graph
 from training.config import TrainConfig
 
 RUN_FILE = "lineage.json"

@@ -86,7 +86,7 @@ INPUT, GENERATED, TARGET = (170, 170, 170), (60, 110, 220), (50, 170, 70)
 def preview_png(checkpoint: str, per_task: int = 1, steps: int = 20, max_rows: int = 6, tile: int = 96) -> bytes | None:
     """Rows of [inputs | generated | target] for the first sample of each task the run trained on."""
     from datagen.images import decode, encode_png
-    from flows import lance_io
+    from datagen.store import lance_io
     from models.image_space import load_image_space
     from models.sampling import sample
     from models.text_encoder import TextEncoder

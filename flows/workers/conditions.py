@@ -8,7 +8,7 @@ from typing import Any
 from datagen.images import ImageRejected
 from datagen.rng import sample_rng
 from datagen.schema import Reject
-from flows import lance_io
+from datagen.store import lance_io
 
 
 def annotator_options(name: str, weights: str | None) -> dict[str, Any]:

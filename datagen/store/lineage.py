@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from flows import lance_io
+from datagen.store import digest, lance_io
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,10 +183,10 @@ def verify_dataset(ref: str) -> dict[str, Any]:
     total, rows = 0, 0
     for batch in ds.to_batches(batch_size=256):
         for row in batch.to_pylist():
-            total = (total + lance_io.row_digest(row)) % lance_io.HASH_MOD
+            total = (total + digest.row_digest(row)) % digest.HASH_MOD
             rows += 1
     recorded = (lance_io.read_lineage(ds) or {}).get("content_hash")
-    actual = lance_io.content_hash(total, rows)
+    actual = digest.content_hash(total, rows)
     return {"uri": ds.uri, "version": ds.version, "rows": rows, "content_hash": actual,
             "recorded": recorded, "ok": recorded == actual}
 

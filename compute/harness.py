@@ -23,8 +23,8 @@ from tqdm import tqdm
 
 from datagen import schema
 from datagen.schema import Reject, Sample
-from flows import lance_io, lineage
-from flows.shard_work import ItemWorker, RunIdentity, ShardRunner
+from datagen.store import digest, lance_io, lineage
+from compute.shard_runner import ItemWorker, RunIdentity, ShardRunner
 
 
 @dataclass
@@ -126,7 +126,7 @@ def execute(
     `max_shards` stops after that many new shards without committing: it is how tests
     and `--max-shards` simulate an interrupted run.
     """
-    from flows.ray_runner import run_shards  # Ray only when there is work
+    from compute.ray_adapter import run_shards  # Ray only when there is work
 
     out = lance_io.normalise_uri(plan.out)
     rej_uri = lance_io.rejects_uri(out)
@@ -184,19 +184,19 @@ def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id
     rej_uri = lance_io.rejects_uri(out)
     results = [done[k] for k in sorted(done)]
     rows = sum(r["rows"] for r in results)
-    digest = sum(int(r["digest"], 16) for r in results) % lance_io.HASH_MOD
+    total = sum(int(r["digest"], 16) for r in results) % digest.HASH_MOD
 
     pre_rows = _pre_reject_rows(plan, run_id)
     pre_table = schema.pa.Table.from_pylist(pre_rows, schema=schema.REJECT_SCHEMA)
     pre_frags = lance_io.write_uncommitted(pre_table, rej_uri, schema.REJECT_SCHEMA)
     rej_rows = pre_table.num_rows + sum(r["rejects"] for r in results)
-    rej_digest = (lance_io.table_digest(pre_table) + sum(int(r["reject_digest"], 16) for r in results)) % lance_io.HASH_MOD
+    rej_digest = (digest.table_digest(pre_table) + sum(int(r["reject_digest"], 16) for r in results)) % digest.HASH_MOD
     reasons: Counter = Counter(r.reason for r in plan.pre_rejects)
     tasks: Counter = Counter()
     for r in results:
         reasons.update(r["reasons"])
         tasks.update(r["tasks"])
-    rej_hash = lance_io.content_hash(rej_digest, rej_rows)
+    rej_hash = digest.content_hash(rej_digest, rej_rows)
     rej_ds = lance_io.commit(rej_uri, schema.REJECT_SCHEMA, pre_frags + [f for r in results for f in r["reject_fragments"]],
                              {"kind": "rejects", "of": out, "run_key": run_key, "rows": rej_rows, "content_hash": rej_hash})
 
@@ -208,7 +208,7 @@ def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id
         "product": plan.kind,
         "name": lance_io.dataset_name(out),
         "rows": rows,
-        "content_hash": lance_io.content_hash(digest, rows),
+        "content_hash": digest.content_hash(total, rows),
         "items": len(plan.items),
         "accounting": {
             "items": len(plan.items),

@@ -1,7 +1,6 @@
-"""`unimontage train` and `unimontage sample`, as plain typer command functions.
+"""`unimontage train` and `unimontage sample`: typer command functions the main CLI mounts.
 
-Mount them on the main CLI with `app.command("train")(train)` and
-`app.command("sample")(sample)`; `python -m training.cli` runs them standalone.
+The CLI lives with the flows (the top layer); `training/` stays importable without Prefect.
 """
 
 from __future__ import annotations
@@ -86,11 +85,3 @@ def sample(
     for p in paths:
         typer.echo(str(p))
 
-
-app = typer.Typer(help="UniMontage training: Ray Train on Lance datasets, and sampling.", no_args_is_help=True,
-                  add_completion=False)
-app.command("train")(train)
-app.command("sample")(sample)
-
-if __name__ == "__main__":  # pragma: no cover
-    app(prog_name="unimontage")

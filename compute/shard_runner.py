@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 from datagen import schema
 from datagen.schema import Reject, Sample
-from flows import lance_io
+from datagen.store import digest, lance_io
 
 
 class ItemWorker(Protocol):
@@ -160,15 +160,15 @@ class ShardRunner:
         reject_table = schema.pa.Table.from_pylist(out.rejects, schema=schema.REJECT_SCHEMA)
         frags = lance_io.write_uncommitted(sample_table, self.ident.out_uri, schema.SAMPLE_SCHEMA)
         rfrags = lance_io.write_uncommitted(reject_table, self.ident.rejects_uri, schema.REJECT_SCHEMA)
-        digest = lance_io.table_digest(sample_table)
-        rdigest = lance_io.table_digest(reject_table)
+        sdigest = digest.table_digest(sample_table)
+        rdigest = digest.table_digest(reject_table)
         return {
             "items": len(payload["items"]),
             "rows": sample_table.num_rows,
             "rejects": reject_table.num_rows,
             "fragments": frags,
             "reject_fragments": rfrags,
-            "digest": f"{digest:064x}",
+            "digest": f"{sdigest:064x}",
             "reject_digest": f"{rdigest:064x}",
             "tasks": dict(out.tasks),
             "reasons": dict(out.reasons),

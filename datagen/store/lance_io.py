@@ -1,4 +1,4 @@
-"""All Lance I/O of the flows: uncommitted shard fragments, the one commit per run, reads.
+"""All Lance I/O: uncommitted shard fragments, the one commit per run, reads.
 
 A run writes each shard's rows as uncommitted fragments while it goes (so workers never
 hold a whole dataset) and commits all of them in one transaction at the end. The
@@ -9,7 +9,6 @@ storage). Rejects go to `<name>_rejects.lance` beside the dataset.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -20,12 +19,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 from lance.fragment import FragmentMetadata, write_fragments
 
-from datagen.schema import RUN_COLUMNS
 
 LINEAGE_KEY = "unimontage.lineage"
 # Rows per Lance file: small enough that a shard's worker never buffers much.
 MAX_ROWS_PER_FILE = 4096
-HASH_MOD = 1 << 256
 
 
 # --------------------------------------------------------------------------- URIs
@@ -96,58 +93,6 @@ def delete_dir(uri: str) -> None:
     fs, path = _fs(uri)
     if fs.get_file_info(path).type == pafs.FileType.Directory:
         fs.delete_dir(path)
-
-
-# --------------------------------------------------------------------------- content hash
-def _canonical(value: Any, out: list[bytes]) -> None:
-    # A type-tagged, length-prefixed encoding: two different rows never encode the same.
-    if value is None:
-        out.append(b"N")
-    elif isinstance(value, bool):
-        out.append(b"T" if value else b"F")
-    elif isinstance(value, int):
-        out.append(b"i%d;" % value)
-    elif isinstance(value, float):
-        out.append(b"f" + repr(value).encode() + b";")
-    elif isinstance(value, str):
-        raw = value.encode()
-        out.append(b"s%d:" % len(raw))
-        out.append(raw)
-    elif isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        out.append(b"b%d:" % len(raw))
-        out.append(raw)
-    elif isinstance(value, dict):
-        out.append(b"d%d:" % len(value))
-        for k in sorted(value):
-            _canonical(k, out)
-            _canonical(value[k], out)
-    elif isinstance(value, (list, tuple)):
-        out.append(b"l%d:" % len(value))
-        for v in value:
-            _canonical(v, out)
-    else:
-        raise TypeError(f"cannot hash {type(value).__name__}")
-
-
-def row_digest(row: dict[str, Any]) -> int:
-    parts: list[bytes] = []
-    _canonical({k: v for k, v in row.items() if k not in RUN_COLUMNS}, parts)
-    return int.from_bytes(hashlib.sha256(b"".join(parts)).digest(), "big")
-
-
-def table_digest(table: pa.Table) -> int:
-    """Order-independent sum of row digests: shards combine by addition."""
-    total = 0
-    for batch in table.to_batches(max_chunksize=256):
-        for row in batch.to_pylist():
-            total = (total + row_digest(row)) % HASH_MOD
-    return total
-
-
-def content_hash(digest_sum: int, rows: int) -> str:
-    """The dataset version's content hash: independent of row order, fragmenting and run ids."""
-    return hashlib.sha256(f"{rows}:{digest_sum:064x}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------- write / commit
