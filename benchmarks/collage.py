@@ -23,7 +23,6 @@ from datagen import images
 from datagen.schema import from_row
 from compute import harness
 from datagen.store import lance_io
-from flows.collage_flow import plan_collage
 from compute.ray_adapter import ensure_ray
 
 SIZE = 512
@@ -36,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def _run(out: str, tasks: list[str], num: int, workers: int) -> tuple[float, harness.RunResult]:
-    plan = plan_collage(out, num, seed=5, tasks=tasks, size=SIZE, assets=None)  # the CLI's shard size
+    plan = harness.plan_run("collage", out=out, num=num, seed=5, tasks=tasks, size=SIZE)  # the CLI's shard size
     t0 = time.perf_counter()
     res = harness.execute(plan, workers=workers, progress=False)
     return time.perf_counter() - t0, res

@@ -23,13 +23,12 @@ def _sources(tmp: Path) -> dict:
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
     from datagen.video import make_demo_clips
-    from flows.collage_flow import plan_collage
 
     make_demo_captures(tmp / "captures", seed=0, n_views=16)
     make_demo_clips(tmp / "clips", seed=0)
     for k in range(4):
         make_storyboard_clip(tmp / "stories", seed=k)
-    collage = harness.execute(plan_collage(str(tmp / "collage.lance"), 64, 0, ["edit.add", "t2i.layout"], 256, None),
+    collage = harness.execute(harness.plan_run("collage", out=str(tmp / "collage.lance"), num=64, tasks=["edit.add", "t2i.layout"], size=256),
                               workers=2, progress=False)
     return {"collage": f"{collage.uri}@{collage.version}"}
 

@@ -30,9 +30,8 @@ BATCH = 8
 # --------------------------------------------------------------------------- data
 def collage_dataset(out: str, num: int = 96, size: int = 128) -> str:
     from compute import harness
-    from flows.collage_flow import parse_tasks, plan_collage
 
-    res = harness.execute(plan_collage(out, num, 0, parse_tasks(None), size, None), workers=2, progress=False)
+    res = harness.execute(harness.plan_run("collage", out=out, num=num, size=size), workers=2, progress=False)
     return f"{res.uri}@{res.version}"
 
 

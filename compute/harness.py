@@ -13,55 +13,85 @@ Nothing here is Prefect-specific; `flows/tasks.py` wraps these steps as Prefect 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from tqdm import tqdm
 
+from compute.shard_runner import RunIdentity, ShardRunner
 from datagen import schema
-from datagen.schema import Reject, Sample
+from datagen.params import ProductConfig
+from datagen.product import Item, Plan, Product
 from datagen.store import digest, lance_io, lineage
-from compute.shard_runner import ItemWorker, RunIdentity, ShardRunner
 
 
 @dataclass
-class DatasetPlan:
+class RunSpec:
     """Everything a run needs, decided on the driver before any work starts."""
 
-    kind: str  # product, e.g. "collage"
+    product: Product
+    config: ProductConfig
+    plan: Plan
     out: str  # Lance URI of the dataset
     seed: int
-    config: dict[str, Any]  # every parameter that changes content (not workers, not out)
-    items: list[dict[str, Any]]  # one dict per input: {"index": i, "source": ..., ...}; JSON-able
-    make_worker: Callable[[], ItemWorker]  # picklable; called once per Ray actor
-    check: Callable[[Sample], str | None] | None = None  # independent per-sample checker
-    shard_size: int = 16  # fixed, never derived from workers: bytes do not depend on them
-    pre_rejects: list[Reject] = field(default_factory=list)  # inputs rejected while planning
-    sources: list[dict[str, Any]] = field(default_factory=list)  # lineage: uri, kind, content_hash[, ref]
-    parameters: dict[str, Any] = field(default_factory=dict)  # as the user gave them (for the record)
-    generator: str = ""
+    shard_size: int  # fixed, never derived from workers: bytes do not depend on them
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
-    actors: bool = True  # False: stateless Ray tasks, for workers with no expensive setup
+
+    @property
+    def name(self) -> str:
+        return self.product.name
+
+    @property
+    def items(self) -> Sequence[Item]:
+        return self.plan.items
 
     @property
     def content_key(self) -> str:
-        return lineage.config_hash({"kind": self.kind, "seed": self.seed, "config": self.config})[:32]
+        return lineage.config_hash({"product": self.name, "seed": self.seed, "config": self.config.content(),
+                                    "inputs": self.plan.content})[:32]
 
     @property
     def run_key(self) -> str:
         """Identity of this exact run: content config + the planned items + code package."""
-        items_hash = lineage.config_hash({"items": self.items, "pre": [r.source + r.reason for r in self.pre_rejects]})
-        return lineage.config_hash({"content": self.content_key, "items": items_hash,
+        h = hashlib.sha256()
+        for item in self.plan.items:  # streamed: a million-item plan is hashed without a list
+            h.update(json.dumps(item.to_json(), sort_keys=True).encode() + b"\n")
+        for r in self.plan.pre_rejects:
+            h.update(f"pre:{r.source}:{r.reason}\n".encode())
+        return lineage.config_hash({"content": self.content_key, "items": h.hexdigest(),
                                     "shard_size": self.shard_size,
                                     "package": lineage.code_version()["package"]})[:32]
 
-    def shards(self) -> dict[int, dict[str, Any]]:
-        n = self.shard_size
-        return {k: {"items": self.items[i:i + n]} for k, i in enumerate(range(0, len(self.items), n))}
+    @property
+    def num_shards(self) -> int:
+        return -(-len(self.plan.items) // self.shard_size)
+
+    def parameters(self) -> dict[str, Any]:
+        """As the run was asked for (the record and the card): config + run options."""
+        return {"out": self.out, "seed": self.seed, "shard_size": self.shard_size, **self.config.to_dict()}
+
+
+def prepare(product: Product, config: ProductConfig, *, out: str, seed: int = 0,
+            shard_size: int | None = None) -> RunSpec:
+    """Plan a run: the product's plan on this config, checked, before any work starts."""
+    size = product.shard_size if shard_size is None else shard_size
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ValueError(f"shard size must be a whole number >= 1, got {size!r}")
+    return RunSpec(product, config, product.plan(config), out, int(seed), size)
+
+
+def plan_run(product: str, *, out: str, seed: int = 0, shard_size: int | None = None, **config: Any) -> RunSpec:
+    """`prepare` by product name with config values as keywords (scripts, tests, benchmarks)."""
+    from datagen import products
+
+    prod = products.get(product)
+    return prepare(prod, prod.make_config(config), out=out, seed=seed, shard_size=shard_size)
 
 
 @dataclass
@@ -102,18 +132,18 @@ def _load_markers(stage: str) -> dict[int, dict[str, Any]]:
     return done
 
 
-def _pre_reject_rows(plan: DatasetPlan, run_id: str) -> list[dict[str, Any]]:
+def _pre_reject_rows(spec: RunSpec, run_id: str) -> list[dict[str, Any]]:
     rows = []
-    for k, rej in enumerate(plan.pre_rejects):
-        rej.seed, rej.run_id = plan.seed, run_id
-        rej.generator = rej.generator or plan.generator
-        rej.reject_id = schema.make_id(plan.kind, plan.content_key, plan.seed, "pre-reject", k, rej.source)
+    for k, rej in enumerate(spec.plan.pre_rejects):
+        rej.seed, rej.run_id = spec.seed, run_id
+        rej.generator = rej.generator or spec.product.generator
+        rej.reject_id = schema.make_id(spec.name, spec.content_key, spec.seed, "pre-reject", k, rej.source)
         rows.append(schema.reject_row(rej))
     return rows
 
 
 def execute(
-    plan: DatasetPlan,
+    spec: RunSpec,
     *,
     workers: int = 1,
     run_id: str | None = None,
@@ -121,17 +151,17 @@ def execute(
     progress: bool = True,
     max_shards: int | None = None,
 ) -> RunResult:
-    """Run the plan to a committed dataset version (or resume / skip, see module doc).
+    """Run the spec to a committed dataset version (or resume / skip, see module doc).
 
     `max_shards` stops after that many new shards without committing: it is how tests
     and `--max-shards` simulate an interrupted run.
     """
     from compute.ray_adapter import run_shards  # Ray only when there is work
 
-    out = lance_io.normalise_uri(plan.out)
+    out = lance_io.normalise_uri(spec.out)
     rej_uri = lance_io.rejects_uri(out)
     run_id = run_id or str(uuid.uuid4())
-    run_key = plan.run_key
+    run_key = spec.run_key
     latest = _latest_lineage(out)
     if latest and latest.get("run_key") == run_key:
         ds = lance_io.open_dataset(out)
@@ -140,18 +170,18 @@ def execute(
                          latest["content_hash"], latest["items"], 0, 0, True, latest | {"version": ds.version})
 
     stage = staging_uri(out, run_key)
-    shards = plan.shards()
+    shards = range(spec.num_shards)
     done = {k: v for k, v in _load_markers(stage).items() if k in shards}
-    todo = {k: p for k, p in shards.items() if k not in done}
+    todo = [k for k in shards if k not in done]
     if max_shards is not None:
-        todo = dict(list(todo.items())[:max_shards])
-    ident = RunIdentity(plan.kind, plan.content_key, plan.seed, run_id, out, rej_uri, plan.generator)
-    factory = _Factory(ident, plan.make_worker, plan.check)
-    bar = tqdm(total=len(shards), initial=len(done), unit="shard", desc=f"{plan.kind} -> {lance_io.dataset_name(out)}",
+        todo = todo[:max_shards]
+    ident = RunIdentity(spec.name, spec.content_key, spec.seed, run_id, out, rej_uri, spec.product.generator)
+    factory = _Factory(ident, spec.product, spec.config, spec.plan.context, spec.plan.items, spec.shard_size)
+    bar = tqdm(total=len(shards), initial=len(done), unit="shard", desc=f"{spec.name} -> {lance_io.dataset_name(out)}",
                disable=not progress, dynamic_ncols=True)
     ran = 0
-    for k, result in run_shards(todo, factory, workers=workers, cpus_per_worker=plan.cpus_per_worker,
-                                gpus_per_worker=plan.gpus_per_worker, actors=plan.actors):
+    for k, result in run_shards(todo, factory, workers=workers, cpus_per_worker=spec.cpus_per_worker,
+                                gpus_per_worker=spec.gpus_per_worker, actors=spec.product.uses_actors(spec.config)):
         # The marker is written only after the shard's fragments are on storage.
         lance_io.write_text(f"{stage}/shard-{k:06d}.json", json.dumps(result))
         done[k] = result
@@ -161,7 +191,7 @@ def execute(
     bar.close()
     if len(done) < len(shards):
         raise InterruptedRun(f"{len(shards) - len(done)} of {len(shards)} shards not done; re-run to resume")
-    return _commit(plan, done, ran, run_id, run_key, flow_run, stage)
+    return _commit(spec, done, ran, run_id, run_key, flow_run, stage)
 
 
 class InterruptedRun(RuntimeError):
@@ -169,29 +199,38 @@ class InterruptedRun(RuntimeError):
 
 
 class _Factory:
-    """Picklable: builds the shard runner inside each Ray actor."""
+    """Picklable: shipped once to each Ray worker, where it builds the shard runner. It holds
+    the plan's items, so a shard travels as its number alone."""
 
-    def __init__(self, ident: RunIdentity, make_worker: Callable[[], ItemWorker], check):
-        self.ident, self.make_worker, self.check = ident, make_worker, check
+    def __init__(self, ident: RunIdentity, product: Product, config: ProductConfig, context: Any,
+                 items: Sequence[Item], shard_size: int):
+        self.ident, self.product, self.config, self.context = ident, product, config, context
+        self.items, self.shard_size = items, shard_size
 
-    def __call__(self) -> ShardRunner:
-        return ShardRunner(self.ident, self.make_worker, self.check)
+    def __call__(self) -> Callable[[int], dict[str, Any]]:
+        runner = ShardRunner(self.ident, self.product, self.config, self.context)
+
+        def run(shard: int) -> dict[str, Any]:
+            part = self.items[shard * self.shard_size:(shard + 1) * self.shard_size]
+            return runner({"items": [it.to_json() for it in part]})
+
+        return run
 
 
-def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id: str, run_key: str,
+def _commit(spec: RunSpec, done: dict[int, dict[str, Any]], ran: int, run_id: str, run_key: str,
             flow_run: dict[str, Any] | None, stage: str) -> RunResult:
-    out = lance_io.normalise_uri(plan.out)
+    out = lance_io.normalise_uri(spec.out)
     rej_uri = lance_io.rejects_uri(out)
     results = [done[k] for k in sorted(done)]
     rows = sum(r["rows"] for r in results)
     total = sum(int(r["digest"], 16) for r in results) % digest.HASH_MOD
 
-    pre_rows = _pre_reject_rows(plan, run_id)
+    pre_rows = _pre_reject_rows(spec, run_id)
     pre_table = schema.pa.Table.from_pylist(pre_rows, schema=schema.REJECT_SCHEMA)
     pre_frags = lance_io.write_uncommitted(pre_table, rej_uri, schema.REJECT_SCHEMA)
     rej_rows = pre_table.num_rows + sum(r["rejects"] for r in results)
     rej_digest = (digest.table_digest(pre_table) + sum(int(r["reject_digest"], 16) for r in results)) % digest.HASH_MOD
-    reasons: Counter = Counter(r.reason for r in plan.pre_rejects)
+    reasons: Counter = Counter(r.reason for r in spec.plan.pre_rejects)
     tasks: Counter = Counter()
     for r in results:
         reasons.update(r["reasons"])
@@ -205,33 +244,34 @@ def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id
     run_ids = sorted({r["run_id"] for r in results} | {run_id})
     node = {
         "kind": "dataset",
-        "product": plan.kind,
+        "product": spec.name,
         "name": lance_io.dataset_name(out),
         "rows": rows,
         "content_hash": digest.content_hash(total, rows),
-        "items": len(plan.items),
+        "items": len(spec.items),
         "accounting": {
-            "items": len(plan.items),
+            "items": len(spec.items),
             "items_with_samples": items_with_samples,
             "items_rejected": items_rejected,
-            "pre_rejects": len(plan.pre_rejects),
+            "pre_rejects": len(spec.plan.pre_rejects),
             "samples": rows,
             "rejects": rej_rows,
         },
         "counts": {"tasks": dict(sorted(tasks.items())), "reasons": dict(sorted(reasons.items()))},
         "rejects": {"uri": rej_uri, "version": rej_ds.version, "rows": rej_rows, "content_hash": rej_hash},
-        "seed": plan.seed,
-        "config": plan.config,
-        "config_hash": lineage.config_hash(plan.config),
-        "content_key": plan.content_key,
+        "seed": spec.seed,
+        "config": spec.config.to_dict(),
+        "config_hash": lineage.config_hash(spec.config.to_dict()),
+        "inputs": spec.plan.content,
+        "content_key": spec.content_key,
         "run_key": run_key,
-        "parameters": plan.parameters,
+        "parameters": spec.parameters(),
         "run_ids": run_ids,
         "flow_runs": [flow_run] if flow_run else [],
         "code": lineage.code_version(),
-        "generator": plan.generator,
-        "sources": plan.sources,
-        "shards": {"total": len(results), "ran": ran, "resumed": len(results) - ran, "size": plan.shard_size,
+        "generator": spec.product.generator,
+        "sources": spec.plan.sources,
+        "shards": {"total": len(results), "ran": ran, "resumed": len(results) - ran, "size": spec.shard_size,
                    # summed inside the workers: what the data cost, apart from scheduling
                    "worker_seconds": round(sum(r["seconds"]["generate"] + r["seconds"]["write"] for r in results), 3),
                    "encode_seconds": round(sum(r["seconds"].get("encode", 0.0) for r in results), 3)},
@@ -240,5 +280,5 @@ def _commit(plan: DatasetPlan, done: dict[int, dict[str, Any]], ran: int, run_id
     }
     ds = lance_io.commit(out, schema.SAMPLE_SCHEMA, [f for r in results for f in r["fragments"]], node)
     lance_io.delete_dir(stage)
-    return RunResult(out, ds.version, rows, rej_rows, rej_uri, rej_ds.version, node["content_hash"], len(plan.items),
+    return RunResult(out, ds.version, rows, rej_rows, rej_uri, rej_ds.version, node["content_hash"], len(spec.items),
                      len(results) - ran, ran, False, node | {"version": ds.version})

@@ -49,9 +49,9 @@ def _quiet_ray_data() -> None:
 
 
 class _ShardActor:
-    """Holds one worker object per actor; calls it for each shard payload."""
+    """Holds one shard function per actor (built once: setup is paid once); calls it per shard."""
 
-    def __init__(self, factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]]):
+    def __init__(self, factory: Callable[[], Callable[[int], dict[str, Any]]]):
         import cv2
 
         # A worker owns one CPU: OpenCV's own thread pool would oversubscribe the node.
@@ -60,40 +60,38 @@ class _ShardActor:
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         shards = [int(s) for s in batch["shard"]]
-        results = [json.dumps(self.fn(json.loads(p))) for p in batch["payload"]]
-        return {"shard": shards, "result": results}
+        return {"shard": shards, "result": [json.dumps(self.fn(k)) for k in shards]}
 
 
 def _run_as_task(batch: dict[str, Any], factory) -> dict[str, Any]:
-    """Stateless variant: cheap workers (classical, no weights) are built per shard, in tasks."""
+    """Stateless variant: cheap setups are built per shard, in tasks."""
     return _ShardActor(factory)(batch)
 
 
 def run_shards(
-    payloads: dict[int, dict[str, Any]],
-    factory: Callable[[], Callable[[dict[str, Any]], dict[str, Any]]],
+    shards: list[int],
+    factory: Callable[[], Callable[[int], dict[str, Any]]],
     *,
     workers: int,
     cpus_per_worker: float = 1.0,
     gpus_per_worker: float = 0.0,
     actors: bool = True,
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (shard index, result) as shards finish, in completion order.
+    """Yield (shard number, result) as shards finish, in completion order.
 
-    `factory` is called once per actor (or once per shard when `actors` is False) and returns
-    the per-shard function; payloads and results are JSON-able dicts (small: fragment
-    metadata and counts, never pixels).
+    `factory` is shipped once to each worker and returns the per-shard function there; a
+    shard travels as its number, results are JSON-able dicts (fragment metadata and counts,
+    never pixels).
     """
-    if not payloads:
+    if not shards:
         return
     ensure_ray(workers)
     _quiet_ray_data()
-    items = [{"shard": k, "payload": json.dumps(p)} for k, p in sorted(payloads.items())]
-    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ray.data.from_items([{"shard": int(k)} for k in shards], override_num_blocks=len(shards))
     common = dict(batch_size=1, batch_format="numpy", num_cpus=cpus_per_worker, num_gpus=gpus_per_worker)
     if actors:  # setup (asset packs, models) once per actor
         ds = ds.map_batches(_ShardActor, fn_constructor_kwargs={"factory": factory},
-                            compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(items)))), **common)
+                            compute=ray.data.ActorPoolStrategy(size=max(1, min(workers, len(shards)))), **common)
     else:
         ds = ds.map_batches(_run_as_task, fn_kwargs={"factory": factory},
                             compute=ray.data.TaskPoolStrategy(size=max(1, workers)), **common)

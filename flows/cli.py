@@ -6,13 +6,19 @@ and Ray (local unless RAY_ADDRESS is set).
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import sys
+import types
+import typing
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
+
+from datagen.params import Param
+from flows.cli_errors import fail
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -24,143 +30,76 @@ datagen_app = typer.Typer(help="Generate a dataset into Lance (one commit per ru
                           no_args_is_help=True)
 app.add_typer(datagen_app, name="datagen")
 
-OUT_HELP = "Lance dataset URI to write (local path or s3://...). Rejects go to <name>_rejects.lance beside it."
-WORKERS_HELP = "Ray workers (actors, 1 CPU each). Output bytes do not depend on this."
-SEED_HELP = "Dataset seed. Sample i draws from an RNG seeded by (seed, i)."
-
-
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def _run_flow(flow, **kwargs) -> None:
-    """Run a dataset flow and print its result; bad input (missing weights included: a
+    """Run a flow and print its result; bad input (missing weights included: a
     FileNotFoundError) is a one-line error and exit code 2, not a traceback."""
     try:
         result = flow(**kwargs)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(json.dumps(result, indent=1, default=str))
 
 
-@datagen_app.command("collage")
-def collage(
-    out: str = typer.Option(..., "--out", help=OUT_HELP),
-    num: int = typer.Option(..., "--num", help="Number of samples to plan (each becomes a sample or a reject)."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    tasks: Optional[str] = typer.Option(None, "--tasks", help="Comma-separated tasks (default: all). A family "
-                                        "prefix selects its members, e.g. 'drag' = drag.translate,drag.scale,drag.rotate."),
-    size: int = typer.Option(512, "--size", help="Side of the square output images, in pixels."),
-    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    assets: Optional[str] = typer.Option(None, "--assets", help="Asset folder (backgrounds/, cutouts/ RGBA) or a "
-                                         "Lance asset table. Default: the embedded starter pack."),
-    shard_size: int = typer.Option(16, "--shard-size", help="Samples per shard: the unit of resume."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-) -> None:
-    """DreamOmni-style collage edit pairs: t2i, inpaint/outpaint, add/remove/replace, drag, ref, seg/det, multi-turn."""
-    from flows.collage_flow import collage_flow, parse_tasks
-
-    try:
-        task_list = parse_tasks(tasks)
-    except ValueError as exc:
-        _fail(str(exc))
-    _run_flow(collage_flow, out=out, num=num, seed=seed, tasks=task_list, size=size, workers=workers,
-              assets=assets, shard_size=shard_size, progress=progress)
+def _cli_type(p: Param) -> Any:
+    """What the command line parses: lists are comma-separated text, choices are text."""
+    base, optional = p.type, False
+    if typing.get_origin(base) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(base) if a is not type(None)]
+        base, optional = args[0], True
+    if typing.get_origin(base) is tuple or typing.get_origin(base) is typing.Literal:
+        return Optional[str]
+    return Optional[base] if optional or p.required else base
 
 
-@datagen_app.command("multiview")
-def multiview(
-    captures: str = typer.Option(..., "--captures", help="Folder of captures: MVImageNet/COLMAP (images/ + "
-                                 "sparse/0/{cameras,images}.{bin,txt}) or CO3D (frame_annotations.jgz)."),
-    out: str = typer.Option(..., "--out", help=OUT_HELP),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    per_capture: int = typer.Option(2, "--per-capture", help="Samples drawn per capture (distinct view sets)."),
-    max_extra: int = typer.Option(4, "--max-extra", help="At most this many extra views per sample (1-4)."),
-    scorers: str = typer.Option("sharpness,exposure,geometry,diversity", "--scorers",
-                                help="Scorers: sharpness, exposure, geometry, consistency, diversity, "
-                                "clip=DIR, vlm=DIR, vlm-rubric=DIR (local model folders)."),
-    min_geo: Optional[float] = typer.Option(None, "--min-geo", help="Reject samples whose geometric "
-                                            "consistency (RANSAC inlier ratio) is below this."),
-    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-) -> None:
-    """Multi-view samples: reference view -> 1-4 further views, camera motion in words, scored."""
-    from flows.multiview_flow import multiview_flow
-
-    _run_flow(multiview_flow, out=out, captures=captures, seed=seed, per_capture=per_capture, max_extra=max_extra,
-              scorers=scorers, min_geo=min_geo, workers=workers, progress=progress)
+def _cli_default(p: Param) -> Any:
+    if p.required:
+        return ...
+    if isinstance(p.default, tuple):
+        return ",".join(map(str, p.default)) or None
+    return p.default
 
 
-@datagen_app.command("conditions")
-def conditions(
-    images: str = typer.Option(..., "--images", help="A folder of images (captions from <stem>.txt) or a "
-                               "UniMontage Lance dataset URI[@VERSION] (each row's first output image)."),
-    out: str = typer.Option(..., "--out", help=OUT_HELP),
-    kinds: str = typer.Option("canny,lineart_standard,seg", "--kinds",
-                              help="Condition kinds: canny, lineart_standard, seg (exact regions; Lance sources) "
-                              "need no weights; lineart, lineart_coarse, hed, pose (openpose), openpose_full, "
-                              "depth (Depth-Anything-V2) and other controlnet_aux annotators need --weights."),
-    weights: Optional[str] = typer.Option(None, "--weights", help="Local weights: a root holding Annotators/ "
-                                          "(controlnet_aux layout) and Depth-Anything-V2-Small-hf/, or one of those folders."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    multi_prob: float = typer.Option(0.3, "--multi-prob", help="Probability that a sample combines 2-3 maps."),
-    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-) -> None:
-    """Condition-reference samples: ControlNet condition map(s) + prompt -> the source image."""
-    from flows.conditions_flow import conditions_flow, resolve_kinds
-
-    try:
-        resolve_kinds(kinds, weights)  # unknown kinds and missing weights fail before Prefect or Ray start
-    except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
-    _run_flow(conditions_flow, out=out, images=images, kinds=kinds, weights=weights, seed=seed,
-              multi_prob=multi_prob, workers=workers, progress=progress)
+def _option(p: Param) -> Any:
+    flags = [p.flag] if p.type is not bool else [f"{p.flag}/--no-{p.flag[2:]}"]
+    extra = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
+    return typer.Option(_cli_default(p), *flags, help=p.help + extra,
+                        rich_help_panel="Advanced" if p.advanced else None)
 
 
-@datagen_app.command("video-pairs")
-def video_pairs(
-    videos: str = typer.Option(..., "--videos", help="Folder (or object-store prefix, e.g. s3://bucket/clips) "
-                               "of video files: mp4, mov, mkv, webm, avi, gif, ..."),
-    out: str = typer.Option(..., "--out", help=OUT_HELP),
-    min_motion: Optional[float] = typer.Option(None, "--min-motion", help="Reject pairs whose mean motion is "
-                                               "below this many pixels of the ORIGINAL resolution (a static-pair "
-                                               "floor of 0.4% of the frame diagonal always applies)."),
-    fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second; pairs and cuts are found on them."),
-    flow_method: str = typer.Option("dis", "--flow", help="Optical flow: dis (default), dis_fine, farneback."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-) -> None:
-    """Video frame pairs within shots and across cuts, scored by optical-flow motion (iMontage)."""
-    from flows.video_flow import video_pairs_flow
+def dataset_command(name: str) -> Callable[..., None]:
+    """`unimontage datagen <name>`: options derived from the product's run options and config."""
+    from datagen import products
+    from flows.datasets import RUN_OPTION_NAMES, flow_for, flow_parameters
 
-    _run_flow(video_pairs_flow, out=out, videos=videos, seed=seed, min_motion=min_motion, fps=fps,
-              flow_method=flow_method, workers=workers, progress=progress)
+    product = products.get(name)
+    params = flow_parameters(product)
+
+    def command(**values: Any) -> None:
+        values = {k: v for k, v in values.items() if not (v is None and k not in RUN_OPTION_NAMES)}
+        config = {k: v for k, v in values.items() if k not in RUN_OPTION_NAMES}
+        try:
+            typed = product.make_config(config).to_dict()  # bad configuration fails before Prefect or Ray start
+        except ValueError as exc:
+            fail(str(exc))
+        options = {k: v for k, v in values.items() if k in RUN_OPTION_NAMES}
+        _run_flow(flow_for(name), **options, **{k: typed[k] for k in config})
+
+    ordered = [p for p in params if p.required] + [p for p in params if not p.required]
+    command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, default=_option(p), annotation=_cli_type(p))
+        for p in ordered])
+    command.__annotations__ = {p.name: _cli_type(p) for p in ordered}
+    command.__doc__ = product.summary
+    return command
 
 
-@datagen_app.command("storyboard")
-def storyboard(
-    out: str = typer.Option(..., "--out", help=OUT_HELP),
-    videos: Optional[str] = typer.Option(None, "--videos", help="Folder of videos: one storyboard per video "
-                                         "from keyframes across its shots."),
-    generator: Optional[str] = typer.Option(None, "--generator", help="diffusers:/local/pipeline or an "
-                                            "http(s):// endpoint; makes --num storyboards from templates."),
-    num: int = typer.Option(8, "--num", help="Storyboards to generate with --generator."),
-    scorers: str = typer.Option("consistency,diversity", "--scorers", help="Scorers (see datagen multiview)."),
-    faces: bool = typer.Option(True, "--faces/--no-faces", help="Character references must show one face."),
-    nsfw: Optional[str] = typer.Option(None, "--nsfw", help="Local image-classifier folder for the NSFW filter."),
-    fps: float = typer.Option(2.0, "--fps", help="Frames sampled per second when reading videos."),
-    seed: int = typer.Option(0, "--seed", help=SEED_HELP),
-    workers: int = typer.Option(1, "--workers", help=WORKERS_HELP),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
-) -> None:
-    """Storyboards: character reference -> panels with captions, from videos or a generator."""
-    from flows.storyboard_flow import storyboard_flow
+def _mount_products() -> None:
+    from datagen import products
 
-    _run_flow(storyboard_flow, out=out, videos=videos, generator=generator, num=num, seed=seed, scorers=scorers,
-              faces=faces, nsfw=nsfw, fps=fps, workers=workers, progress=progress)
+    for name in products.names():
+        datagen_app.command(name, help=products.get(name).summary)(dataset_command(name))
 
 
 @app.command("card")
@@ -175,7 +114,7 @@ def card_cmd(
     try:
         markdown = card.render_card(uri)
     except FileNotFoundError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if out:
         out.write_text(markdown)
         typer.echo(f"wrote {out} ({len(markdown):,} bytes)", err=True)
@@ -199,7 +138,7 @@ def lineage_cmd(
 
     tree = lineage.walk(ref)
     if tree["node"].get("kind") == "missing":
-        _fail(tree["node"]["error"])
+        fail(tree["node"]["error"])
     typer.echo(json.dumps(tree, indent=1, default=str) if as_json else lineage.render(tree))
     if verify:
         res = lineage.verify_dataset(ref)
@@ -216,6 +155,7 @@ def _mount_training() -> None:
     app.command("sample", help=sample.__doc__)(sample)
 
 
+_mount_products()
 _mount_training()
 
 

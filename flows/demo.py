@@ -47,8 +47,8 @@ def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
-    from flows.collage_flow import collage_flow
     from flows.conditions_flow import conditions_flow
+    from flows.datasets import flow_for
     from flows.multiview_flow import multiview_flow
     from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow
@@ -56,7 +56,7 @@ def demo_flow(workers: int = 2) -> dict:
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
-    results["collage"] = collage_flow(out=str(DATA / "collage.lance"), num=17 * 12, seed=0, size=256,
+    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=17 * 12, seed=0, size=256,
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
     # Condition maps of the collage targets: a second dataset whose lineage points at the first.

@@ -1,5 +1,5 @@
-"""Prefect tasks shared by every dataset flow: generate (Ray -> Lance), publish the card,
-log the lineage. Product flows only plan and sequence these.
+"""The steps every dataset flow runs, as Prefect tasks: plan, generate (Ray -> Lance), audit the
+stored rows, publish the card, log the lineage. `flows/datasets.py` sequences them.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from compute import harness
-from datagen.store import lineage
+from datagen import products
+from datagen.store import lance_io, lineage
 from flows import card
 
 
@@ -29,15 +30,25 @@ def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
             for k, v in (params or {}).items()}
 
 
+@task(name="plan-dataset", cache_policy=NO_CACHE)
+def plan_dataset(product: str, config: dict[str, Any], out: str, seed: int,
+                 shard_size: int | None) -> harness.RunSpec:
+    """Validate the config and run the product's plan: bad input fails here, before any work."""
+    prod = products.get(product)
+    spec = harness.prepare(prod, prod.make_config(config), out=out, seed=seed, shard_size=shard_size)
+    get_run_logger().info("%s: planned %d inputs in %d shards of %d; %d rejected while planning", product,
+                          len(spec.items), spec.num_shards, spec.shard_size, len(spec.plan.pre_rejects))
+    return spec
+
+
 # A retry resumes: finished shards are skipped, so a worker lost mid-run costs one shard.
 @task(name="generate-dataset", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def generate_dataset(plan: harness.DatasetPlan, workers: int, progress: bool = True) -> harness.RunResult:
+def generate_dataset(spec: harness.RunSpec, workers: int, progress: bool = True) -> harness.RunResult:
     logger = get_run_logger()
     fr = current_flow_run()
-    logger.info("%s: %d inputs in %d shards -> %s (workers=%d)", plan.kind, len(plan.items),
-                len(plan.shards()), plan.out, workers)
-    result = harness.execute(plan, workers=workers, run_id=fr["id"] if fr else None, flow_run=fr,
-                             progress=progress)
+    logger.info("%s: %d inputs in %d shards -> %s (workers=%d)", spec.name, len(spec.items), spec.num_shards,
+                spec.out, workers)
+    result = harness.execute(spec, workers=workers, run_id=fr["id"] if fr else None, flow_run=fr, progress=progress)
     if result.up_to_date:
         logger.info("dataset already holds this exact run at version %d; nothing to do", result.version)
     else:
@@ -45,6 +56,31 @@ def generate_dataset(plan: harness.DatasetPlan, workers: int, progress: bool = T
                     result.uri, result.version, result.rows, result.rejects, result.ran_shards,
                     result.resumed_shards, result.content_hash[:16])
     return result
+
+
+@task(name="audit-dataset", cache_policy=NO_CACHE)
+def audit_dataset(product: str, uri: str, version: int, per_task: int = 3) -> dict[str, Any]:
+    """Re-decode stored rows and re-run the product's independent checker: proves the bytes on disk."""
+    from datagen.schema import from_row
+
+    check = products.get(product).check
+    ds = lance_io.open_dataset(f"{uri}@{version}")
+    tasks = ds.to_table(columns=["task"]).column("task").to_pylist()
+    picked: dict[str, list[int]] = {}
+    for pos, t in enumerate(tasks):
+        if len(picked.setdefault(t, [])) < per_task:
+            picked[t].append(pos)
+    positions = sorted(p for ps in picked.values() for p in ps)
+    failures = []
+    for row in ds.take(positions).to_pylist() if positions else []:
+        reason = check(from_row(row))
+        if reason:
+            failures.append({"sample_id": row["sample_id"], "task": row["task"], "reason": reason})
+    report = {"checked": len(positions), "failed": len(failures), "failures": failures[:20]}
+    get_run_logger().info("audit: %d stored samples re-checked, %d failed", len(positions), len(failures))
+    if failures:
+        raise RuntimeError(f"stored samples fail the checker: {failures[:3]}")
+    return report
 
 
 @task(name="publish-card", cache_policy=NO_CACHE)
@@ -56,17 +92,10 @@ def publish_card(uri: str, version: int) -> str:
     return key
 
 
-@task(name="record-lineage", cache_policy=NO_CACHE)
-def record_lineage(uri: str, version: int) -> str:
-    """The lineage node is already in the commit; this prints the graph into the run's logs."""
-    text = lineage.render(lineage.walk(f"{uri}@{version}"))
-    get_run_logger().info("lineage of %s@%d:\n%s", uri, version, text)
+@task(name="log-lineage", cache_policy=NO_CACHE)
+def log_lineage(ref: str) -> str:
+    """The lineage nodes are already stored (in the commit, in lineage.json); this prints the
+    graph above `ref` (a dataset URI@VERSION or a checkpoint) into the run's logs."""
+    text = lineage.render(lineage.walk(ref))
+    get_run_logger().info("lineage of %s:\n%s", ref, text)
     return text
-
-
-def publish(plan: harness.DatasetPlan, workers: int, progress: bool = True) -> tuple[harness.RunResult, str]:
-    """The shared tail of every dataset flow: generate -> card -> lineage."""
-    result = generate_dataset(plan, workers, progress)
-    key = publish_card(result.uri, result.version)
-    record_lineage(result.uri, result.version)
-    return result, key

@@ -11,14 +11,11 @@ from typing import Optional
 
 import typer
 
+from flows.cli_errors import fail
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def _fail(msg: str) -> None:
-    typer.secho(f"error: {msg}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 def train(
@@ -41,7 +38,7 @@ def train(
     try:
         cfg = load_config(preset_path(config) if config else None, overrides)
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     try:
         if prefect:
             from flows.train_flow import train_flow
@@ -52,7 +49,7 @@ def train(
 
             summary = run_training(cfg, out=out).summary()
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     typer.echo(json.dumps(summary, indent=1, default=str))
     if summary.get("checkpoint"):
         typer.echo(f"lineage: unimontage lineage {summary['checkpoint']}", err=True)
@@ -79,9 +76,9 @@ def sample(
         paths = sample_checkpoint(checkpoint, inputs, instruction, out, steps=steps, cfg_scale=cfg_scale,
                                   seed=seed, n_outputs=n_outputs, size=size)
     except ImageRejected as exc:
-        _fail(f"input image refused ({exc.reason}): {exc.detail}")
+        fail(f"input image refused ({exc.reason}): {exc.detail}")
     except (ValueError, FileNotFoundError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for p in paths:
         typer.echo(str(p))
 

@@ -23,7 +23,7 @@ def _artifact(key):
 def test_collage_flow_every_task(prefect_harness, ray_local, tmp_path):
     from datagen.collage import TASKS, check
     from datagen.schema import from_row
-    from flows.collage_flow import collage_flow
+    from flows.datasets import collage_flow
 
     out = str(tmp_path / "collage.lance")
     res = collage_flow(out=out, num=2 * len(TASKS), seed=11, size=128, workers=2, shard_size=8, progress=False)
@@ -80,7 +80,6 @@ def test_bad_asset_files_become_rejects_and_the_run_goes_on(ray_local, tmp_path)
 
     from compute import harness
     from flows import card
-    from flows.collage_flow import plan_collage
 
     assets = tmp_path / "assets"
     (assets / "backgrounds").mkdir(parents=True)
@@ -94,7 +93,8 @@ def test_bad_asset_files_become_rejects_and_the_run_goes_on(ray_local, tmp_path)
     Image.fromarray(disc).save(assets / "cutouts" / "red_disc.png")
     Image.fromarray(disc[..., :3]).save(assets / "cutouts" / "no_alpha.png")
     (assets / "cutouts" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    plan = plan_collage(str(tmp_path / "a.lance"), 8, 0, ["edit.add", "edit.remove"], 96, str(assets))
+    plan = harness.plan_run("collage", out=str(tmp_path / "a.lance"), num=8, tasks=["edit.add", "edit.remove"], size=96,
+                            assets=str(assets))
     res = harness.execute(plan, workers=1, progress=False)
     rej = lance.dataset(res.rejects_uri).to_table().to_pylist()
     by_file = {r["source"].rsplit("/", 1)[-1]: r["reason"] for r in rej if r["stage"] == "assets"}
@@ -107,4 +107,4 @@ def test_bad_asset_files_become_rejects_and_the_run_goes_on(ray_local, tmp_path)
     with pytest.raises(ValueError, match="empty"):
         empty = tmp_path / "empty"
         empty.mkdir()
-        plan_collage(str(tmp_path / "b.lance"), 4, 0, ["edit.add"], 96, str(empty))
+        harness.plan_run("collage", out=str(tmp_path / "b.lance"), num=4, tasks=["edit.add"], size=96, assets=str(empty))

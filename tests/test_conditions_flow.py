@@ -48,10 +48,9 @@ def test_folder_classical_and_model_backed(prefect_harness, ray_local, image_dir
 
 def test_lance_source_seg_from_exact_regions(ray_local, tmp_path):
     from datagen.schema import from_row
-    from flows.collage_flow import plan_collage
     from flows.conditions_flow import plan_conditions
 
-    src = harness.execute(plan_collage(str(tmp_path / "c.lance"), 6, 0, ["edit.add"], 96, None), workers=1,
+    src = harness.execute(harness.plan_run("collage", out=str(tmp_path / "c.lance"), num=6, tasks=["edit.add"], size=96), workers=1,
                           progress=False)
     res = harness.execute(plan_conditions(str(tmp_path / "s.lance"), src.uri, "seg", None, 0), workers=1,
                           progress=False)

@@ -9,16 +9,12 @@ import pytest
 import tests.toy_product as toy
 from compute import harness
 from datagen.store import lance_io, lineage
-from compute.harness import DatasetPlan
 
 cloudpickle.register_pickle_by_value(toy)  # Ray workers need not import the tests package
 
 
 def make_plan(out, num=40, seed=3, shard_size=6):
-    return DatasetPlan(kind="toy", out=str(out), seed=seed, config={"size": 32},
-                       items=[{"index": i, "task": "edit.add", "source": f"toy:{i}"} for i in range(num)],
-                       make_worker=toy.MakeToy(seed), check=toy.toy_check, shard_size=shard_size,
-                       generator="tests.toy")
+    return harness.prepare(toy.PRODUCT, toy.ToyConfig(num=num), out=str(out), seed=seed, shard_size=shard_size)
 
 
 def expected_counts(num):
