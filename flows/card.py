@@ -8,7 +8,6 @@ inline `data:` URIs (Prefect's UI renders them); the whole card stays well under
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -20,7 +19,7 @@ import pyarrow.compute as pc
 
 from datagen.schema import from_row
 from datagen.store import lance_io
-from flows import contact_sheet
+from datagen.report import contact_sheet, markdown
 
 CARD_BUDGET_BYTES = 900_000
 IMAGE_COLUMNS = ["sample_id", "index", "task", "instruction", "inputs", "outputs", "regions", "scores",
@@ -28,13 +27,7 @@ IMAGE_COLUMNS = ["sample_id", "index", "task", "instruction", "inputs", "outputs
 
 
 def artifact_key(uri: str) -> str:
-    """Prefect artifact keys allow lower-case letters, digits and dashes."""
-    name = re.sub(r"[^a-z0-9-]+", "-", lance_io.dataset_name(uri).lower()).strip("-")
-    return f"dataset-{name or 'unnamed'}"
-
-
-def _data_uri(raw: bytes, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(raw).decode()}"
+    return markdown.artifact_key("dataset", lance_io.dataset_name(uri))
 
 
 def examples_per_task(ds, per_task: int = 1) -> list[Any]:
@@ -95,12 +88,6 @@ def _score_rows(values: dict[str, list[float]]) -> list[list[Any]]:
     return rows
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
 def _reject_rows(node: dict[str, Any]) -> list[list[Any]]:
     rej = node.get("rejects") or {}
     if not rej.get("uri") or not lance_io.exists(rej["uri"]):
@@ -110,8 +97,8 @@ def _reject_rows(node: dict[str, Any]) -> list[list[Any]]:
     example: dict[tuple[str, str], str] = {}
     for stage, reason, detail, source in zip(*(table.column(c).to_pylist() for c in ("stage", "reason", "detail", "source"))):
         counts[(stage, reason)] += 1
-        example.setdefault((stage, reason), f"{source}: {detail}"[:140])
-    return [[s, f"`{r}`", n, example[(s, r)]] for (s, r), n in counts.most_common()]
+        example.setdefault((stage, reason), markdown.escape(f"{source}: {detail}"[:140]))
+    return [[markdown.escape(s), f"`{markdown.escape(r)}`", n, example[(s, r)]] for (s, r), n in counts.most_common()]
 
 
 def render_card(ref: str, *, thumbnails: bool = True) -> str:
@@ -145,19 +132,19 @@ def render_card(ref: str, *, thumbnails: bool = True) -> str:
         f"`unimontage lineage {uri}@{ds.version}` prints where it came from.",
         "",
         "## Accounting (inputs = kept + rejected)",
-        _table(["inputs planned", "inputs with samples", "inputs rejected", "rejected before planning",
+        markdown.table(["inputs planned", "inputs with samples", "inputs rejected", "rejected before planning",
                 "sample rows", "reject rows"],
                [[acc.get("items", "?"), acc.get("items_with_samples", "?"), acc.get("items_rejected", "?"),
                  acc.get("pre_rejects", "?"), acc.get("samples", total), acc.get("rejects", "?")]]),
         "",
         "## Samples per task",
-        _table(["task", "samples", "share"],
+        markdown.table(["task", "samples", "share"],
                [[f"`{t}`", n, f"{100 * n / max(total, 1):.1f}%"] for t, n in sorted(tasks.items())]),
         "",
         "## Rejects by reason",
     ]
     rej_rows = _reject_rows(node)
-    lines.append(_table(["stage", "reason", "count", "example"], rej_rows) if rej_rows else "No rejects.")
+    lines.append(markdown.table(["stage", "reason", "count", "example"], rej_rows, raw=True) if rej_rows else "No rejects.")
     lines.append("")
     if thumbnails and total:
         examples = examples_per_task(ds, per_task=1)
@@ -165,12 +152,12 @@ def render_card(ref: str, *, thumbnails: bool = True) -> str:
         sheet = contact_sheet.render(examples, tile=tile, label_px=11)
         jpeg = contact_sheet.to_jpeg(sheet, quality=75)
         lines += ["## Examples (one per task: inputs in blue -> outputs in green)", "",
-                  f"![examples]({_data_uri(jpeg, 'image/jpeg')})", ""]
+                  f"![examples]({markdown.data_uri(jpeg, 'image/jpeg')})", ""]
     values = score_values(ds) if total else {}
     if values:
-        lines += ["## Scores", "", _table(["score", "n", "min", "median", "mean", "max"], _score_rows(values)), ""]
+        lines += ["## Scores", "", markdown.table(["score", "n", "min", "median", "mean", "max"], _score_rows(values)), ""]
         hist = score_histograms(values)
-        lines += [f"![score histograms]({_data_uri(hist, 'image/png')})", ""]
+        lines += [f"![score histograms]({markdown.data_uri(hist, 'image/png')})", ""]
     lines += ["## Schema (shared by every UniMontage dataset)", "```"]
     lines += [f"{f.name}: {f.type}" for f in ds.schema] + ["```", ""]
     lines += _lineage_section(node)
@@ -193,16 +180,34 @@ def _lineage_section(node: dict[str, Any]) -> list[str]:
         f"- rejects table: `{(node.get('rejects') or {}).get('uri')}@{(node.get('rejects') or {}).get('version')}`",
         f"- shards: {json.dumps(node.get('shards', {}))}",
         "",
-        _table(["source kind", "source", "content hash"], srcs) if srcs else "No external sources.",
+        markdown.table(["source kind", "source", "content hash"], srcs) if srcs else "No external sources.",
         "",
-        "<details><summary>parameters</summary>",
+        "### Parameters",
         "",
-        "```json",
-        json.dumps(node.get("parameters", {}), indent=1, sort_keys=True)[:4000],
-        "```",
-        "</details>",
+        *_parameter_table(node),
     ]
     return out
+
+
+def _parameter_table(node: dict[str, Any]) -> list[str]:
+    """The run's parameters with their help, derived from the product's declared config."""
+    from datagen import products
+
+    params = dict(node.get("parameters") or {})
+    try:
+        declared = products.get(node.get("product", "")).config.params()
+    except ValueError:  # a product this installation does not know: show what was recorded
+        declared = []
+    rows = []
+    for p in declared:
+        if p.name in params:
+            value = params.pop(p.name)
+            default = "(required)" if p.required else p.default
+            rows.append([f"`{p.flag}`", f"`{markdown.escape(json.dumps(value, default=str))}`",
+                         f"`{markdown.escape(json.dumps(default, default=str))}`", markdown.escape(p.help)])
+    for name, value in sorted(params.items()):
+        rows.append([f"`{markdown.escape(name)}`", f"`{markdown.escape(json.dumps(value, default=str))}`", "", ""])
+    return [markdown.table(["parameter", "value", "default", "meaning"], rows, raw=True)] if rows else ["None recorded."]
 
 
 def strip_images(markdown: str) -> str:

@@ -95,11 +95,18 @@ def dataset_command(name: str) -> Callable[..., None]:
     return command
 
 
+def mount_product(name: str) -> None:
+    """Add `unimontage datagen <name>` for a registered product (all registered ones are mounted at import)."""
+    from datagen import products
+
+    datagen_app.command(name, help=products.get(name).summary)(dataset_command(name))
+
+
 def _mount_products() -> None:
     from datagen import products
 
     for name in products.names():
-        datagen_app.command(name, help=products.get(name).summary)(dataset_command(name))
+        mount_product(name)
 
 
 @app.command("card")

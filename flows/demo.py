@@ -21,7 +21,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from prefect import flow  # noqa: E402
 
 from datagen.store import lance_io
-from flows import card, contact_sheet  # noqa: E402
+from datagen.report import contact_sheet  # noqa: E402
+from flows import card  # noqa: E402
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
 

@@ -179,10 +179,10 @@ def test_impossible_draw_is_a_reject_not_a_crash(pack):
 
 
 def test_contact_sheet(pack):
-    from datagen.collage.sheet import contact_sheet
+    from datagen.report import contact_sheet
 
     samples = [_make(t, pack, 0) for t in ("t2i.text", "inpaint", "edit.multiturn")]
-    sheet = contact_sheet(samples, side=64)
+    sheet = contact_sheet.render(samples, tile=64)
     assert sheet.dtype == np.uint8 and sheet.shape[2] == 3
     widest = max(len(s.inputs) + len(s.outputs) for s in samples)
     assert sheet.shape[1] >= widest * 64 and sheet.shape[0] > 3 * 64

@@ -10,7 +10,6 @@ from nbclient import NotebookClient
 
 import tests.toy_product as toy
 from compute import harness
-from compute.harness import DatasetPlan
 
 cloudpickle.register_pickle_by_value(toy)
 ROOT = Path(__file__).resolve().parents[1]
@@ -18,9 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_browse_dataset_notebook(ray_local, tmp_path, monkeypatch):
     out = tmp_path / "nb.lance"
-    plan = DatasetPlan(kind="toy", out=str(out), seed=1, config={}, make_worker=toy.MakeToy(1),
-                       items=[{"index": i, "task": "edit.add"} for i in range(12)], shard_size=4)
-    harness.execute(plan, workers=1, progress=False)
+    harness.execute(harness.prepare(toy.PRODUCT, toy.ToyConfig(num=12), out=str(out), seed=1, shard_size=4),
+                    workers=1, progress=False)
     monkeypatch.setenv("UNIMONTAGE_DATASET", str(out))
     nb = nbformat.read(ROOT / "notebooks" / "browse_dataset.ipynb", as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()

@@ -11,11 +11,15 @@ groups, mixing and per-sample weights all have something to bite on:
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cloudpickle
 import numpy as np
 
+from datagen.params import ProductConfig, param
+from datagen.product import Item, ItemRange, Plan, Product
 from datagen.rng import sample_rng
 from datagen.schema import Picture, Region, Sample, validate
 
@@ -43,13 +47,11 @@ def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 class PhotoWorker:
-    def __init__(self, seed: int):
-        self.seed = seed
+    def __init__(self, cfg=None, context=None):
         self.photos = _photos()
 
-    def __call__(self, item):
-        i, task = item["index"], item["task"]
-        rng = sample_rng(self.seed, i)
+    def __call__(self, item: Item, rng: np.random.Generator):
+        i, task = item.index, item.data["task"]
         if task == "video.pair":
             a, b = _resize(self.photos["left"], 40, 60), _resize(self.photos["right"], 40, 60)
             return [Sample(task, "Show the next frame after <image 1>.", [Picture(a, "source")],
@@ -79,13 +81,23 @@ class PhotoWorker:
                        [Region("edited", side_name, 0, mask)], source_ids=[f"{name}:{i}"], generator="tests.photos@1")]
 
 
-class MakePhotos:
-    def __init__(self, seed: int):
-        self.seed = seed
+@dataclass(frozen=True)
+class PhotoConfig(ProductConfig):
+    num: int = param(24, "Samples to plan.", min=1, content=False)
+    tasks: tuple[str, ...] = param(tuple(TASKS), "Tasks, round-robin.")
 
-    def __call__(self):
-        return PhotoWorker(self.seed)
 
+def _photo_item(tasks: tuple[str, ...], index: int) -> Item:
+    return Item(index, data={"task": tasks[index % len(tasks)]})
+
+
+def _photo_plan(cfg: PhotoConfig) -> Plan:
+    return Plan(ItemRange(cfg.num, partial(_photo_item, cfg.tasks)),
+                sources=[{"kind": "skimage", "uri": "skimage.data", "content_hash": "builtin"}])
+
+
+PHOTOS = Product(name="photos", summary="Photo edits for the training tests.", config=PhotoConfig, plan=_photo_plan,
+                 setup=PhotoWorker, generator="tests.photos", shard_size=8)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # Ray workers need not import tests/
 
@@ -94,12 +106,8 @@ def make_photo_dataset(out: str | Path, num: int = 24, seed: int = 0, tasks: lis
     """Write `num` samples (tasks round-robin) through the harness; returns 'URI@VERSION'."""
     from compute import harness
 
-    tasks = tasks or TASKS
-    plan = harness.DatasetPlan(kind="photos", out=str(out), seed=seed, config={"tasks": tasks},
-                               items=[{"index": i, "task": tasks[i % len(tasks)]} for i in range(num)],
-                               make_worker=MakePhotos(seed), shard_size=8, generator="tests.photos",
-                               sources=[{"kind": "skimage", "uri": "skimage.data", "content_hash": "builtin"}])
-    res = harness.execute(plan, workers=1, progress=False)
+    spec = harness.prepare(PHOTOS, PhotoConfig(num=num, tasks=tuple(tasks or TASKS)), out=str(out), seed=seed)
+    res = harness.execute(spec, workers=1, progress=False)
     return f"{res.uri}@{res.version}"
 
 
@@ -124,15 +132,15 @@ def make_text_encoder(folder: str | Path) -> Path:
 
 
 def test_photo_samples_are_valid_records():
-    worker = PhotoWorker(seed=0)
+    worker = PhotoWorker()
     for i, task in enumerate(TASKS * 2):
-        (sample,) = worker({"index": i, "task": task})
+        (sample,) = worker(Item(i, data={"task": task}), sample_rng(0, i))
         validate(sample)
         assert sample.task == task
         if task.startswith("edit"):  # the edit changes exactly the disk
             diff = (sample.inputs[0].pixels != sample.outputs[0].pixels).any(axis=2)
             assert diff.any() and not (diff & ~sample.regions[0].mask).any()
-    assert worker({"index": 1, "task": "video.pair"})[0].weight == 2.0
+    assert worker(Item(1, data={"task": "video.pair"}), sample_rng(0, 1))[0].weight == 2.0
 
 
 def test_tiny_text_encoder_loads_offline(tmp_path):
