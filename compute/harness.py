@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
+from compute import assembly
 from compute.shard_runner import RunIdentity, ShardRunner
 from datagen import schema
 from datagen.params import ProductConfig
@@ -71,6 +72,9 @@ class RunSpec:
     @property
     def num_shards(self) -> int:
         return -(-len(self.plan.items) // self.shard_size)
+
+    def shard_items(self, k: int) -> list[Item]:
+        return list(self.plan.items[k * self.shard_size:(k + 1) * self.shard_size])
 
     def parameters(self) -> dict[str, Any]:
         """As the run was asked for (the record and the card): config + run options."""
@@ -150,13 +154,16 @@ def execute(
     flow_run: dict[str, Any] | None = None,
     progress: bool = True,
     max_shards: int | None = None,
+    item_timeout_s: float = 600.0,
+    setup_timeout_s: float = 600.0,
 ) -> RunResult:
     """Run the spec to a committed dataset version (or resume / skip, see module doc).
 
     `max_shards` stops after that many new shards without committing: it is how tests
-    and `--max-shards` simulate an interrupted run.
+    simulate an interrupted run. An item whose worker crashes, or that takes longer than
+    `item_timeout_s` (plus `setup_timeout_s` for a worker's setup), becomes a reject row.
     """
-    from compute.ray_adapter import run_shards  # Ray only when there is work
+    from compute.ray_adapter import ItemFailed, UnitDone, run_shards  # Ray only when there is work
 
     out = lance_io.normalise_uri(spec.out)
     rej_uri = lance_io.rejects_uri(out)
@@ -179,9 +186,28 @@ def execute(
     factory = _Factory(ident, spec.product, spec.config, spec.plan.context, spec.plan.items, spec.shard_size)
     bar = tqdm(total=len(shards), initial=len(done), unit="shard", desc=f"{spec.name} -> {lance_io.dataset_name(out)}",
                disable=not progress, dynamic_ncols=True)
+    sizes = {k: len(spec.shard_items(k)) for k in todo}
+    pieces: dict[int, list[dict[str, Any]]] = {k: [] for k in todo}
+    failures: dict[int, list[ItemFailed]] = {k: [] for k in todo}
+    covered = dict.fromkeys(todo, 0)
     ran = 0
-    for k, result in run_shards(todo, factory, workers=workers, cpus_per_worker=spec.cpus_per_worker,
-                                gpus_per_worker=spec.gpus_per_worker, actors=spec.product.uses_actors(spec.config)):
+    for event in run_shards(sizes, factory, workers=workers, cpus_per_worker=spec.cpus_per_worker,
+                            gpus_per_worker=spec.gpus_per_worker, actors=spec.product.uses_actors(spec.config),
+                            item_timeout_s=item_timeout_s, setup_timeout_s=setup_timeout_s):
+        k = event.shard
+        if isinstance(event, UnitDone):
+            pieces[k].append(event.result)
+            covered[k] += event.hi - event.lo
+        else:
+            failures[k].append(event)
+            covered[k] += 1
+        if covered[k] < sizes[k]:
+            continue
+        if failures[k]:
+            shard_items = spec.shard_items(k)
+            failed_items = [shard_items[f.offset] for f in failures[k]]
+            pieces[k].append(assembly.failure_result(failed_items, failures[k], ident))
+        result = assembly.merge(pieces.pop(k))
         # The marker is written only after the shard's fragments are on storage.
         lance_io.write_text(f"{stage}/shard-{k:06d}.json", json.dumps(result))
         done[k] = result
@@ -207,11 +233,12 @@ class _Factory:
         self.ident, self.product, self.config, self.context = ident, product, config, context
         self.items, self.shard_size = items, shard_size
 
-    def __call__(self) -> Callable[[int], dict[str, Any]]:
+    def __call__(self) -> Callable[[int, int, int], dict[str, Any]]:
         runner = ShardRunner(self.ident, self.product, self.config, self.context)
 
-        def run(shard: int) -> dict[str, Any]:
-            part = self.items[shard * self.shard_size:(shard + 1) * self.shard_size]
+        def run(shard: int, lo: int, hi: int) -> dict[str, Any]:
+            first = shard * self.shard_size
+            part = self.items[first + lo:first + min(hi, self.shard_size)]
             return runner({"items": [it.to_json() for it in part]})
 
         return run
