@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -28,7 +29,10 @@ from compute.shard_runner import RunIdentity, ShardRunner
 from datagen import schema
 from datagen.params import ProductConfig
 from datagen.product import Item, Plan, Product
-from datagen.store import digest, lance_io, lineage
+from datagen.store import cleanup, digest, lance_io, lineage
+from datagen.store.lease import Lease
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -59,15 +63,14 @@ class RunSpec:
 
     @property
     def run_key(self) -> str:
-        """Identity of this exact run: content config + the planned items + code package."""
+        """Identity of this exact run: content config + the planned items + the code that makes the bytes."""
         h = hashlib.sha256()
         for item in self.plan.items:  # streamed: a million-item plan is hashed without a list
             h.update(json.dumps(item.to_json(), sort_keys=True).encode() + b"\n")
         for r in self.plan.pre_rejects:
             h.update(f"pre:{r.source}:{r.reason}\n".encode())
         return lineage.config_hash({"content": self.content_key, "items": h.hexdigest(),
-                                    "shard_size": self.shard_size,
-                                    "package": lineage.code_version()["package"]})[:32]
+                                    "shard_size": self.shard_size, "code": lineage.code_version()["source"]})[:32]
 
     @property
     def num_shards(self) -> int:
@@ -156,44 +159,99 @@ def execute(
     max_shards: int | None = None,
     item_timeout_s: float = 600.0,
     setup_timeout_s: float = 600.0,
+    overwrite: bool = False,
 ) -> RunResult:
     """Run the spec to a committed dataset version (or resume / skip, see module doc).
 
     `max_shards` stops after that many new shards without committing: it is how tests
     simulate an interrupted run. An item whose worker crashes, or that takes longer than
     `item_timeout_s` (plus `setup_timeout_s` for a worker's setup), becomes a reject row.
+    A dataset of another product at `out` is replaced only with `overwrite`; a dataset being
+    written by another live run is refused at once (`DatasetBusy`).
     """
-    from compute.ray_adapter import ItemFailed, UnitDone, run_shards  # Ray only when there is work
-
     out = lance_io.normalise_uri(spec.out)
     rej_uri = lance_io.rejects_uri(out)
     run_id = run_id or str(uuid.uuid4())
     run_key = spec.run_key
     latest = _latest_lineage(out)
+    _refuse_foreign(spec, out, latest, overwrite)
     if latest and latest.get("run_key") == run_key:
         ds = lance_io.open_dataset(out)
         rej = latest.get("rejects", {})
         return RunResult(out, ds.version, latest["rows"], rej.get("rows", 0), rej_uri, rej.get("version", 0),
                          latest["content_hash"], latest["items"], 0, 0, True, latest | {"version": ds.version})
+    lease = Lease(out, run_id)
+    lease.acquire()  # a second run on this URI stops here, at once, naming the first
+    try:
+        # The commit refuses to land on anything committed after these versions.
+        read_versions = (lance_io.latest_version(out), lance_io.latest_version(rej_uri))
+        stage = staging_uri(out, run_key)
+        shards = range(spec.num_shards)
+        done = _verified_markers(stage, out, rej_uri, shards)
+        todo = [k for k in shards if k not in done]
+        if max_shards is not None:
+            todo = todo[:max_shards]
+        ran = _run_todo(spec, todo, done, stage, lease, RunIdentity(spec.name, spec.content_key, spec.seed, run_id,
+                                                                    out, rej_uri, spec.product.generator),
+                        workers=workers, progress=progress, item_timeout_s=item_timeout_s,
+                        setup_timeout_s=setup_timeout_s)
+        if len(done) < len(shards):
+            raise InterruptedRun(f"{len(shards) - len(done)} of {len(shards)} shards not done; re-run to resume")
+        result = _commit(spec, done, ran, run_id, run_key, flow_run, stage, read_versions)
+        cleanup.clean_abandoned_staging(out)  # the automatic policy: week-old abandoned staging
+        return result
+    finally:
+        lease.release()
 
-    stage = staging_uri(out, run_key)
-    shards = range(spec.num_shards)
-    done = {k: v for k, v in _load_markers(stage).items() if k in shards}
-    todo = [k for k in shards if k not in done]
-    if max_shards is not None:
-        todo = todo[:max_shards]
-    ident = RunIdentity(spec.name, spec.content_key, spec.seed, run_id, out, rej_uri, spec.product.generator)
+
+def _refuse_foreign(spec: RunSpec, out: str, latest: dict[str, Any] | None, overwrite: bool) -> None:
+    """`--out` pointing at another product's dataset (or at data UniMontage did not make) is refused."""
+    if overwrite or not lance_io.exists(out):
+        return
+    if latest is None:
+        raise ValueError(f"{out} holds a Lance dataset without UniMontage lineage; pass --overwrite to replace it")
+    if latest.get("product") != spec.name:
+        raise ValueError(f"{out} holds a {latest.get('product')!r} dataset, not {spec.name!r}; pass --overwrite "
+                         "to replace it with a new version, or choose another --out")
+
+
+def _verified_markers(stage: str, out: str, rej_uri: str, shards: range) -> dict[int, dict[str, Any]]:
+    """Finished shards whose fragments are all still on storage; a marker whose files went
+    missing is dropped, so its shard runs again."""
+    done = {}
+    for k, marker in _load_markers(stage).items():
+        if k not in shards:
+            continue
+        missing = (lance_io.fragments_missing(out, marker.get("fragments", []))
+                   + lance_io.fragments_missing(rej_uri, marker.get("reject_fragments", [])))
+        if missing:
+            log.warning("shard %d: %d data file(s) of its marker are gone (%s); it runs again", k, len(missing),
+                        missing[0])
+            lance_io.delete_file(f"{stage}/shard-{k:06d}.json")
+            continue
+        done[k] = marker
+    return done
+
+
+def _run_todo(spec: RunSpec, todo: list[int], done: dict[int, dict[str, Any]], stage: str, lease: Lease,
+              ident: RunIdentity, *, workers: int, progress: bool, item_timeout_s: float,
+              setup_timeout_s: float) -> int:
+    """Run the shards in `todo` and add their results to `done`; returns how many ran."""
+    from compute.ray_adapter import UnitDone, run_shards  # Ray only when there is work
+
     factory = _Factory(ident, spec.product, spec.config, spec.plan.context, spec.plan.items, spec.shard_size)
-    bar = tqdm(total=len(shards), initial=len(done), unit="shard", desc=f"{spec.name} -> {lance_io.dataset_name(out)}",
-               disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=spec.num_shards, initial=len(done), unit="shard",
+               desc=f"{spec.name} -> {lance_io.dataset_name(ident.out_uri)}", disable=not progress,
+               dynamic_ncols=True)
     sizes = {k: len(spec.shard_items(k)) for k in todo}
     pieces: dict[int, list[dict[str, Any]]] = {k: [] for k in todo}
-    failures: dict[int, list[ItemFailed]] = {k: [] for k in todo}
+    failures: dict[int, list[Any]] = {k: [] for k in todo}
     covered = dict.fromkeys(todo, 0)
     ran = 0
     for event in run_shards(sizes, factory, workers=workers, cpus_per_worker=spec.cpus_per_worker,
                             gpus_per_worker=spec.gpus_per_worker, actors=spec.product.uses_actors(spec.config),
                             item_timeout_s=item_timeout_s, setup_timeout_s=setup_timeout_s):
+        lease.renew()
         k = event.shard
         if isinstance(event, UnitDone):
             pieces[k].append(event.result)
@@ -215,9 +273,16 @@ def execute(
         bar.update(1)
         bar.set_postfix(rows=sum(r["rows"] for r in done.values()), rejects=sum(r["rejects"] for r in done.values()))
     bar.close()
-    if len(done) < len(shards):
-        raise InterruptedRun(f"{len(shards) - len(done)} of {len(shards)} shards not done; re-run to resume")
-    return _commit(spec, done, ran, run_id, run_key, flow_run, stage)
+    return ran
+
+
+def _placement(done: dict[int, dict[str, Any]]) -> dict[str, list[int]]:
+    """Node id -> the shards whose items it ran (a split shard may list several nodes)."""
+    where: dict[str, list[int]] = {}
+    for k in sorted(done):
+        for node in done[k].get("nodes", {}):
+            where.setdefault(node, []).append(k)
+    return where
 
 
 class InterruptedRun(RuntimeError):
@@ -245,7 +310,7 @@ class _Factory:
 
 
 def _commit(spec: RunSpec, done: dict[int, dict[str, Any]], ran: int, run_id: str, run_key: str,
-            flow_run: dict[str, Any] | None, stage: str) -> RunResult:
+            flow_run: dict[str, Any] | None, stage: str, read_versions: tuple[int, int]) -> RunResult:
     out = lance_io.normalise_uri(spec.out)
     rej_uri = lance_io.rejects_uri(out)
     results = [done[k] for k in sorted(done)]
@@ -264,7 +329,8 @@ def _commit(spec: RunSpec, done: dict[int, dict[str, Any]], ran: int, run_id: st
         tasks.update(r["tasks"])
     rej_hash = digest.content_hash(rej_digest, rej_rows)
     rej_ds = lance_io.commit(rej_uri, schema.REJECT_SCHEMA, pre_frags + [f for r in results for f in r["reject_fragments"]],
-                             {"kind": "rejects", "of": out, "run_key": run_key, "rows": rej_rows, "content_hash": rej_hash})
+                             {"kind": "rejects", "of": out, "run_key": run_key, "run_ids": [run_id], "rows": rej_rows,
+                              "content_hash": rej_hash}, read_version=read_versions[1])
 
     items_with_samples = sum(r["items_with_samples"] for r in results)
     items_rejected = sum(r["items_rejected"] for r in results)
@@ -301,11 +367,14 @@ def _commit(spec: RunSpec, done: dict[int, dict[str, Any]], ran: int, run_id: st
         "shards": {"total": len(results), "ran": ran, "resumed": len(results) - ran, "size": spec.shard_size,
                    # summed inside the workers: what the data cost, apart from scheduling
                    "worker_seconds": round(sum(r["seconds"]["generate"] + r["seconds"]["write"] for r in results), 3),
-                   "encode_seconds": round(sum(r["seconds"].get("encode", 0.0) for r in results), 3)},
+                   "encode_seconds": round(sum(r["seconds"].get("encode", 0.0) for r in results), 3),
+                   "split": sum(1 for r in results if r.get("pieces", 1) > 1),  # shards bisected after a fault
+                   "placement": _placement(done)},
         "created_at": lineage.now(),
         "env": lineage.env_summary(),
     }
-    ds = lance_io.commit(out, schema.SAMPLE_SCHEMA, [f for r in results for f in r["fragments"]], node)
+    ds = lance_io.commit(out, schema.SAMPLE_SCHEMA, [f for r in results for f in r["fragments"]], node,
+                         read_version=read_versions[0])
     lance_io.delete_dir(stage)
     return RunResult(out, ds.version, rows, rej_rows, rej_uri, rej_ds.version, node["content_hash"], len(spec.items),
                      len(results) - ran, ran, False, node | {"version": ds.version})

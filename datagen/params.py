@@ -156,7 +156,7 @@ class ProductConfig:
             coerced = _coerce(f.name, value, hints[f.name])
             if coerced is not value:
                 object.__setattr__(self, f.name, coerced)  # e.g. a list given for a tuple field
-            _check_bounds(f.name, coerced, f.metadata)
+            check_bounds(f.name, coerced, f.metadata)
         self.validate()
 
     def validate(self) -> None:
@@ -191,7 +191,7 @@ class ProductConfig:
         return out
 
 
-def _check_bounds(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
+def check_bounds(name: str, value: Any, meta: typing.Mapping[str, Any]) -> None:
     if value is None:
         return
     values = value if isinstance(value, tuple) else (value,)

@@ -88,11 +88,20 @@ def _score_rows(values: dict[str, list[float]]) -> list[list[Any]]:
     return rows
 
 
+class RejectsMissing(Exception):
+    """The lineage records rejects, but their table (or that version of it) is gone."""
+
+
 def _reject_rows(node: dict[str, Any]) -> list[list[Any]]:
     rej = node.get("rejects") or {}
-    if not rej.get("uri") or not lance_io.exists(rej["uri"]):
+    if not rej.get("uri"):
         return []
-    table = lance_io.open_dataset(f"{rej['uri']}@{rej['version']}").to_table(columns=["stage", "reason", "detail", "source"])
+    try:
+        table = lance_io.open_dataset(f"{rej['uri']}@{rej['version']}").to_table(
+            columns=["stage", "reason", "detail", "source"])
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        raise RejectsMissing(f"{rej.get('rows', '?')} reject row(s) were recorded in {rej['uri']}@{rej.get('version')}, "
+                             f"but it cannot be read ({type(exc).__name__}); `unimontage doctor` says more") from exc
     counts: Counter = Counter()
     example: dict[tuple[str, str], str] = {}
     for stage, reason, detail, source in zip(*(table.column(c).to_pylist() for c in ("stage", "reason", "detail", "source"))):
@@ -143,8 +152,17 @@ def render_card(ref: str, *, thumbnails: bool = True) -> str:
         "",
         "## Rejects by reason",
     ]
-    rej_rows = _reject_rows(node)
-    lines.append(markdown.table(["stage", "reason", "count", "example"], rej_rows, raw=True) if rej_rows else "No rejects.")
+    try:
+        rej_rows = _reject_rows(node)
+    except RejectsMissing as exc:
+        rej_rows, missing = [], str(exc)
+    else:
+        missing = ""
+    if missing:
+        lines.append(f"**Rejects table missing:** {markdown.escape(missing)}")
+    else:
+        lines.append(markdown.table(["stage", "reason", "count", "example"], rej_rows, raw=True) if rej_rows
+                     else "No rejects.")
     lines.append("")
     if thumbnails and total:
         examples = examples_per_task(ds, per_task=1)

@@ -34,10 +34,14 @@ app.add_typer(datagen_app, name="datagen")
 
 def _run_flow(flow, **kwargs) -> None:
     """Run a flow and print its result; bad input (missing weights included: a
-    FileNotFoundError) is a one-line error and exit code 2, not a traceback."""
+    FileNotFoundError) and a dataset busy with another run are a one-line error and exit
+    code 2, not a traceback."""
+    from datagen.store.lance_io import ConcurrentWrite
+    from datagen.store.lease import DatasetBusy
+
     try:
         result = flow(**kwargs)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, DatasetBusy, ConcurrentWrite) as exc:
         fail(str(exc))
     typer.echo(json.dumps(result, indent=1, default=str))
 
@@ -152,6 +156,40 @@ def lineage_cmd(
         typer.echo(json.dumps(res, indent=1))
         if not res["ok"]:
             raise typer.Exit(1)
+
+
+@app.command("doctor")
+def doctor_cmd(
+    ref: str = typer.Argument(..., help="Dataset URI, optionally @VERSION."),
+    quick: bool = typer.Option(False, "--quick", help="Skip re-hashing every row."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+) -> None:
+    """Check a dataset: fragments, lineage, rejects pairing, accounting, content hash, leftovers."""
+    from datagen.store import doctor
+
+    try:
+        findings = doctor.diagnose(ref, verify=not quick)
+    except FileNotFoundError as exc:
+        fail(str(exc))
+    rep = doctor.report(findings)
+    typer.echo(json.dumps(rep, indent=1) if as_json else "\n".join(f.line() for f in findings))
+    if rep["status"] == "error":
+        raise typer.Exit(1)
+
+
+@app.command("clean")
+def clean_cmd(
+    uri: str = typer.Argument(..., help="Dataset URI."),
+    older_than_days: float = typer.Option(0.0, "--older-than-days", help="Only what is at least this old."),
+) -> None:
+    """Drop staging of runs that never committed and delete orphan data files (committed versions stay)."""
+    from datagen.store import cleanup
+    from datagen.store.lease import DatasetBusy
+
+    try:
+        typer.echo(json.dumps(cleanup.clean(uri, older_than_s=older_than_days * 86400.0), indent=1))
+    except DatasetBusy as exc:
+        fail(str(exc))
 
 
 def _mount_training() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from prefect import Flow, flow
 
 from datagen import products
-from datagen.params import REQUIRED, Param
+from datagen.params import REQUIRED, Param, check_bounds
 from datagen.product import Product
 from flows.tasks import audit_dataset, generate_dataset, log_lineage, plan_dataset, publish_card
 
@@ -31,6 +31,10 @@ RUN_OPTIONS: list[Param] = [
           None, None, "--workers", False, False),
     Param("shard_size", int | None, None, "Inputs per shard, the unit of resume (default: the product's).", 1, None,
           None, "--shard-size", False, True),
+    Param("item_timeout", float, 600.0, "Seconds an item may take before it becomes a `timeout` reject (a "
+          "worker's setup gets its own allowance).", 1.0, 86400.0, None, "--item-timeout", False, True),
+    Param("overwrite", bool, False, "Replace a dataset of another product (or one without UniMontage lineage) "
+          "at --out with a new version.", None, None, None, "--overwrite", False, True),
     Param("progress", bool, True, "Show a progress bar.", None, None, None, "--progress", False, True),
 ]
 RUN_OPTION_NAMES = {p.name for p in RUN_OPTIONS}
@@ -38,10 +42,13 @@ _FLOWS: dict[str, Flow] = {}
 
 
 def run_dataset(product: Product, config: dict[str, Any], *, out: str, seed: int = 0, workers: int = 1,
-                shard_size: int | None = None, progress: bool = True) -> dict[str, Any]:
+                shard_size: int | None = None, item_timeout: float = 600.0, overwrite: bool = False,
+                progress: bool = True) -> dict[str, Any]:
     """The body of every dataset flow: plan -> generate -> audit -> card -> lineage."""
+    for p in RUN_OPTIONS:
+        check_bounds(p.name, locals()[p.name], {"min": p.min, "max": p.max})
     spec = plan_dataset(product.name, config, out, seed, shard_size)
-    result = generate_dataset(spec, workers, progress)
+    result = generate_dataset(spec, workers, progress, item_timeout=item_timeout, overwrite=overwrite)
     extra: dict[str, Any] = {}
     if product.check is not None:
         extra["audit"] = audit_dataset(product.name, result.uri, result.version)

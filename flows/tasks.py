@@ -41,14 +41,31 @@ def plan_dataset(product: str, config: dict[str, Any], out: str, seed: int,
     return spec
 
 
-# A retry resumes: finished shards are skipped, so a worker lost mid-run costs one shard.
-@task(name="generate-dataset", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
-def generate_dataset(spec: harness.RunSpec, workers: int, progress: bool = True) -> harness.RunResult:
+def _worth_retrying(task, task_run, state) -> bool:
+    """Bad input and a dataset busy with another run fail the same way twice: no retry."""
+    from datagen.store.lance_io import ConcurrentWrite
+    from datagen.store.lease import DatasetBusy
+
+    try:
+        state.result()
+    except (ValueError, FileNotFoundError, DatasetBusy, ConcurrentWrite):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+# A retry resumes: finished shards are skipped, so a driver-side failure costs no finished shard.
+@task(name="generate-dataset", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2,
+      retry_condition_fn=_worth_retrying)
+def generate_dataset(spec: harness.RunSpec, workers: int, progress: bool = True, item_timeout: float = 600.0,
+                     overwrite: bool = False) -> harness.RunResult:
     logger = get_run_logger()
     fr = current_flow_run()
     logger.info("%s: %d inputs in %d shards -> %s (workers=%d)", spec.name, len(spec.items), spec.num_shards,
                 spec.out, workers)
-    result = harness.execute(spec, workers=workers, run_id=fr["id"] if fr else None, flow_run=fr, progress=progress)
+    result = harness.execute(spec, workers=workers, run_id=fr["id"] if fr else None, flow_run=fr, progress=progress,
+                             item_timeout_s=item_timeout, overwrite=overwrite)
     if result.up_to_date:
         logger.info("dataset already holds this exact run at version %d; nothing to do", result.version)
     else:

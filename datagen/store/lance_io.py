@@ -17,6 +17,7 @@ from typing import Any, Iterable
 import lance
 import pyarrow as pa
 import pyarrow.fs as pafs
+from lance.commit import CommitConflictError
 from lance.fragment import FragmentMetadata, write_fragments
 
 
@@ -89,6 +90,30 @@ def list_files(uri: str, suffix: str) -> list[str]:
     return sorted(f"{prefix}/{i.base_name}" for i in infos if i.base_name.endswith(suffix))
 
 
+def delete_file(uri: str) -> None:
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def list_dirs(uri: str) -> list[str]:
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    infos = fs.get_file_info(pafs.FileSelector(path, recursive=False))
+    return sorted(f"{uri.rstrip('/')}/{i.base_name}" for i in infos if i.type == pafs.FileType.Directory)
+
+
+def newest_mtime(uri: str) -> float | None:
+    """Seconds since the epoch of the newest file under `uri` (None when it holds none)."""
+    fs, path = _fs(uri)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return None
+    times = [i.mtime.timestamp() for i in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+             if i.type == pafs.FileType.File and i.mtime is not None]
+    return max(times) if times else None
+
+
 def delete_dir(uri: str) -> None:
     fs, path = _fs(uri)
     if fs.get_file_info(path).type == pafs.FileType.Directory:
@@ -104,14 +129,38 @@ def write_uncommitted(table: pa.Table, uri: str, schema: pa.Schema) -> list[str]
     return [json.dumps(f.to_json()) for f in frags]
 
 
-def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[str, Any] | None) -> lance.LanceDataset:
-    """One Overwrite transaction holding every fragment of the run (an empty run is a valid version)."""
+class ConcurrentWrite(RuntimeError):
+    """Another run committed to the dataset since this run observed it."""
+
+
+def latest_version(uri: str) -> int:
+    """The dataset's latest version, 0 when there is no dataset yet."""
+    return lance.dataset(normalise_uri(uri)).version if exists(uri) else 0
+
+
+def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[str, Any] | None,
+           read_version: int | None = None) -> lance.LanceDataset:
+    """One Overwrite transaction holding every fragment of the run (an empty run is a valid version).
+
+    `read_version` is the version the run started from: if anyone committed after it, Lance
+    refuses the transaction and this raises `ConcurrentWrite` instead of silently replacing
+    the other run's data. The lineage node also goes to a sidecar file, so it survives
+    maintenance commits (compaction) and cleanup of old transactions.
+    """
     uri = normalise_uri(uri)
     frags = [FragmentMetadata.from_json(f) for f in fragments]
-    read_version = lance.dataset(uri).version if exists(uri) else 0
+    if read_version is None:
+        read_version = latest_version(uri)
     props = {LINEAGE_KEY: json.dumps(lineage, sort_keys=True)} if lineage is not None else {}
     tx = lance.Transaction(read_version, lance.LanceOperation.Overwrite(schema, frags), transaction_properties=props)
-    return lance.LanceDataset.commit(uri, tx)
+    try:
+        ds = lance.LanceDataset.commit(uri, tx)
+    except CommitConflictError as exc:
+        raise ConcurrentWrite(f"{uri} was written by another run after this one started (at version "
+                              f"{read_version}); nothing was committed - re-run to build on its version") from exc
+    if lineage is not None:
+        write_text(sidecar_uri(uri, ds.version), json.dumps(lineage, sort_keys=True))
+    return ds
 
 
 def open_dataset(ref: str) -> lance.LanceDataset:
@@ -123,8 +172,63 @@ def open_dataset(ref: str) -> lance.LanceDataset:
     return lance.dataset(uri, version=version)
 
 
-def read_lineage(ds: lance.LanceDataset) -> dict[str, Any] | None:
-    tx = ds.read_transaction(ds.version)
+# --------------------------------------------------------------------------- lineage records
+# Commits that rewrite files but keep every row (compaction, indexes, config): a version made
+# by one of these has the lineage of the content version before it.
+MAINTENANCE_OPS = {"Rewrite", "CreateIndex", "UpdateConfig", "ReserveFragments", "Project", "DataReplacement"}
+
+
+def sidecar_uri(uri: str, version: int) -> str:
+    return f"{normalise_uri(uri)}/_unimontage/lineage/v{version:09d}.json"
+
+
+def _tx_lineage(ds: lance.LanceDataset, version: int) -> tuple[dict[str, Any] | None, str | None]:
+    """(lineage in that version's transaction, the transaction's operation) - (None, None) if unreadable."""
+    try:
+        tx = ds.read_transaction(version)
+    except Exception:  # cleaned up, or a version older than transaction files
+        return None, None
     props = getattr(tx, "transaction_properties", None) or {}
     raw = props.get(LINEAGE_KEY)
-    return json.loads(raw) if raw else None
+    op = type(tx.operation).__name__
+    # Operations the Python binding has no class for (fragment id reservation) read as
+    # BaseOperation; they are judged by the row count, like an unreadable transaction.
+    return (json.loads(raw) if raw else None), (None if op == "BaseOperation" else op)
+
+
+def read_lineage(ds: lance.LanceDataset) -> dict[str, Any] | None:
+    """The lineage node of this version: from its own commit, or - when maintenance (compaction,
+    indexing) made it - from the content version it rewrote, with `maintenance` noting how."""
+    node, op = _tx_lineage(ds, ds.version)
+    if node is not None:
+        return node
+    sidecar = read_text(sidecar_uri(ds.uri, ds.version))
+    if sidecar:
+        return json.loads(sidecar)
+    steps = [op or "unknown"]
+    for v in range(ds.version - 1, 0, -1):
+        if steps[-1] not in MAINTENANCE_OPS and steps[-1] != "unknown":
+            return None  # data changed outside UniMontage: no lineage describes these rows
+        node, op = _tx_lineage(ds, v)
+        if node is None:
+            raw = read_text(sidecar_uri(ds.uri, v))
+            node = json.loads(raw) if raw else None
+        if node is not None:
+            if node.get("rows") is not None and node["rows"] != ds.count_rows():
+                return None
+            return node | {"maintenance": {"content_version": v, "operations": steps}}
+        steps.append(op or "unknown")
+    return None
+
+
+def fragments_missing(uri: str, fragments: Iterable[str]) -> list[str]:
+    """Data files of uncommitted fragments that are gone (or truncated) from storage."""
+    fs, root = _fs(normalise_uri(uri))
+    missing = []
+    for raw in fragments:
+        for f in json.loads(raw).get("files", []):
+            info = fs.get_file_info(f"{root}/data/{f['path']}")
+            size = f.get("file_size_bytes")
+            if info.type != pafs.FileType.File or (size and info.size != size):
+                missing.append(f["path"])
+    return missing

@@ -26,11 +26,31 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+# The packages whose code makes a dataset's bytes: their sources are the run key's code identity.
+BYTE_MAKING_PACKAGES = ("datagen", "compute")
+
+
+def source_hash(packages: tuple[str, ...] = BYTE_MAKING_PACKAGES) -> str:
+    """sha256 over the relative paths and bytes of every .py file in `packages`.
+
+    Unlike a git commit it also covers uncommitted edits and installs outside git: after any
+    code edit, a re-run never passes old data off as up to date, and a resume never mixes
+    shards made by two versions of the code.
+    """
+    h = hashlib.sha256()
+    for pkg in packages:
+        root = PACKAGE_ROOT / pkg
+        for p in sorted(root.rglob("*.py")):
+            h.update(str(p.relative_to(PACKAGE_ROOT)).encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
 def code_version() -> dict[str, Any]:
-    """Package version plus the git commit (and whether the tree had local changes)."""
+    """Package version, the hash of the byte-making sources, and the git commit (and whether
+    the tree had local changes)."""
     from datagen import __version__
 
-    info: dict[str, Any] = {"package": f"unimontage {__version__}"}
+    info: dict[str, Any] = {"package": f"unimontage {__version__}", "source": _cached_source_hash()}
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PACKAGE_ROOT, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
@@ -40,6 +60,15 @@ def code_version() -> dict[str, Any]:
     except (OSError, subprocess.SubprocessError):
         info.update(git=None, dirty=None)
     return info
+
+
+_SOURCE_HASH: list[str] = []
+
+
+def _cached_source_hash() -> str:
+    if not _SOURCE_HASH:  # the sources of a running process do not change under it
+        _SOURCE_HASH.append(source_hash())
+    return _SOURCE_HASH[0]
 
 
 def now() -> str:
@@ -177,18 +206,33 @@ def render(tree: dict[str, Any], indent: int = 0) -> str:
     return "\n".join(lines)
 
 
-def verify_dataset(ref: str) -> dict[str, Any]:
-    """Recompute a version's content hash from its stored rows and compare with the lineage."""
-    ds = lance_io.open_dataset(ref)
+def verify_rows(ds, recorded: str | None) -> dict[str, Any]:
+    """Recompute a version's content hash from its stored rows and compare with `recorded`."""
     total, rows = 0, 0
     for batch in ds.to_batches(batch_size=256):
         for row in batch.to_pylist():
             total = (total + digest.row_digest(row)) % digest.HASH_MOD
             rows += 1
-    recorded = (lance_io.read_lineage(ds) or {}).get("content_hash")
     actual = digest.content_hash(total, rows)
-    return {"uri": ds.uri, "version": ds.version, "rows": rows, "content_hash": actual,
-            "recorded": recorded, "ok": recorded == actual}
+    return {"uri": ds.uri, "version": ds.version, "rows": rows, "content_hash": actual, "recorded": recorded,
+            "ok": recorded == actual}
+
+
+def verify_dataset(ref: str) -> dict[str, Any]:
+    """Re-hash a version's rows and its paired rejects against the lineage; `ok` only when both match."""
+    ds = lance_io.open_dataset(ref)
+    node = lance_io.read_lineage(ds) or {}
+    result = verify_rows(ds, node.get("content_hash"))
+    rej = node.get("rejects") or {}
+    if rej.get("uri"):
+        try:
+            result["rejects"] = verify_rows(lance_io.open_dataset(f"{rej['uri']}@{rej['version']}"),
+                                            rej.get("content_hash"))
+        except (FileNotFoundError, OSError, ValueError) as exc:
+            result["rejects"] = {"uri": rej["uri"], "version": rej.get("version"), "ok": False,
+                                 "error": f"rejects table unreadable: {exc}"}
+        result["ok"] = result["ok"] and result["rejects"]["ok"]
+    return result
 
 
 def env_summary() -> dict[str, Any]:
