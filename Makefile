@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export RAY_ENABLE_UV_RUN_RUNTIME_ENV := 0
 
-.PHONY: demo test bench ui install clean
+.PHONY: demo test bench chaos ui install clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
+
+# The slow fault-injection trials (kill -9, concurrent writers, crashing items); figures go to the README.
+chaos: $(STAMP)
+	$(BIN)/python -m benchmarks.run_all chaos
 
 ui: $(STAMP)
 	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
