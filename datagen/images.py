@@ -160,8 +160,19 @@ def encode(pixels: np.ndarray, fmt: str) -> bytes:
     raise ValueError(f"unknown image format {fmt!r}")
 
 
-def decode(data: bytes) -> np.ndarray:
-    """Decode bytes that our own encoder wrote: HxW (grey), HxWx3 RGB or HxWx4 RGBA uint8."""
+def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode a stored image: HxW (grey), HxWx3 RGB or HxWx4 RGBA uint8.
+
+    Stored rows come from datasets anyone may hand us, so the header is read first and an
+    image above `max_pixels` is refused before its pixels are decoded (a 97 KB PNG can
+    hold a 95 MiB raster)."""
+    try:
+        with Image.open(io.BytesIO(data)) as probe:
+            w, h = probe.size
+    except Exception as exc:
+        raise ValueError(f"image bytes do not decode: {type(exc).__name__}") from exc
+    if w * h > max_pixels:
+        raise ImageRejected("decompression_bomb", f"{w}x{h} exceeds {max_pixels} pixels")
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if arr is None:
         raise ValueError("image bytes do not decode")
