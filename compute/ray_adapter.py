@@ -59,7 +59,10 @@ def ensure_ray(workers: int = 1) -> None:
         num_cpus=max(os.cpu_count() or 1, workers),
         object_store_memory=DEFAULT_OBJECT_STORE_BYTES,
         include_dashboard=False,
-        _node_ip_address="127.0.0.1",  # a private Ray listens on loopback only
+        # A private Ray advertises loopback only. Ray 2.60 binds its gRPC servers on every
+        # interface with no option to narrow them; the token auth it turns on for a new
+        # local cluster is what guards them. Its dashboard is off.
+        _node_ip_address="127.0.0.1",
         logging_level=logging.WARNING,
         configure_logging=True,
         log_to_driver=True,
