@@ -35,8 +35,8 @@ def image_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def collage(ray_local, tmp_path_factory):
     out = tmp_path_factory.mktemp("collage") / "c.lance"
-    return harness.execute(harness.plan_run("collage", out=str(out), num=6, tasks=["edit.add"], size=96), workers=1,
-                           progress=False)
+    return harness.execute(harness.plan_run("collage", out=str(out), num=6, tasks=["t2i.layout", "edit.add"], size=96),
+                           workers=1, progress=False)
 
 
 def cli_app():
@@ -160,12 +160,17 @@ def test_lance_source_seg_from_exact_regions(ray_local, collage, tmp_path):
     ref = f"{collage.uri}@{collage.version}"
     assert spec.items[0].input == "row" and spec.items[5].source == f"{ref}#5" and len(spec.items) == 6
     res = harness.execute(spec, workers=1, progress=False)
-    assert res.rows == 6 and res.rejects == 0
+    # Only a layout's regions segment every object; an edit's mark what it touched (the
+    # added object alone), so a map of them would misdescribe the image: no seg there.
+    rej = lance.dataset(res.rejects_uri).to_table().to_pylist()
     origin = {r["sample_id"]: from_row(r) for r in lance.dataset(collage.uri).to_table().to_pylist()}
+    assert res.rows == 3 and [r["reason"] for r in rej] == ["no_applicable_kind"] * 3
+    assert {origin[r["source"].split("#")[0]].task for r in rej} == {"edit.add"}
     for row in lance.dataset(res.uri).to_table().to_pylist():
         s = from_row(row)
         assert s.task == "ref.seg"
         src = origin[s.source_ids[0].split("#")[0]]
+        assert src.task == "t2i.layout"
         painted = s.inputs[0].pixels.reshape(-1, 3).any(axis=1).reshape(s.inputs[0].pixels.shape[:2])
         union = np.zeros_like(painted)
         for r in src.regions:

@@ -3,7 +3,8 @@
 Sources: a folder of images on local disk or object storage (captions from `<stem>.txt`),
 each item a "file" input the harness makes local; or any UniMontage Lance dataset, pinned
 to a version, each item a "row" input the harness reads (one `take` per shard) and this
-product decodes (its first output image, with its exact regions for `seg`).
+product decodes (its first output image, with its exact regions for `seg` where they cover
+every object: see `SEGMENTED_TASKS`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ from datagen.schema import Reject, from_row
 
 # User-facing kind -> registered annotator. Other registered names are accepted as they are.
 ALIASES = {"pose": "openpose", "depth": "depth_anything", "seg": "seg_regions", "softedge": "hed"}
+# Stored tasks whose output regions cover every object in the image: only there is a map of
+# the regions a segmentation map. Elsewhere regions mark what an edit touched (the added
+# object, an inpainting hole, an outpainted strip, a drawn box), and a map of them would
+# misdescribe the image it is paired with.
+SEGMENTED_TASKS = ("t2i.text", "t2i.shapes", "t2i.layout", "ref.")
 
 
 def resolve_kinds(kinds: tuple[str, ...]) -> tuple[str, ...]:
@@ -50,7 +56,8 @@ class ConditionsConfig(ProductConfig):
     images: str = param(help="A folder of images (local or s3://...; captions from <stem>.txt) or a UniMontage "
                         "Lance dataset URI or URI@VERSION (each row's first output image).", content=False)
     kinds: tuple[str, ...] = param(("canny", "lineart_standard", "seg"),
-                                   "Condition kinds: canny, lineart_standard, seg (exact regions; Lance sources) need "
+                                   "Condition kinds: canny, lineart_standard, seg (exact regions of collage scenes that segment every "
+                                   "object: t2i and ref rows) need "
                                    "no weights; lineart, lineart_coarse, hed, pose (openpose), openpose_full, depth "
                                    "(Depth-Anything-V2) and other controlnet_aux annotators need --weights.")
     weights: str | None = param(None, "Local weights: a root holding Annotators/ (controlnet_aux layout) and "
@@ -137,29 +144,30 @@ class ConditionsItems:
             ann.setup()
 
     @staticmethod
-    def _source(item: Item) -> ReferenceSource | Reject:
+    def _source(item: Item) -> tuple[ReferenceSource | Reject, bool]:
+        """The image to annotate, and whether its regions segment it completely."""
         if item.input == INPUT_ROW:
             try:
                 sample = from_row(item.row)  # type: ignore[arg-type]
             except Exception as exc:  # a stored row that does not decode is that input's reject
-                return Reject("corrupt_row", f"{type(exc).__name__}: {exc}", source=item.source, stage="source")
-            return source_from_sample(sample)
+                return Reject("corrupt_row", f"{type(exc).__name__}: {exc}", source=item.source, stage="source"), False
+            return source_from_sample(sample), sample.task.startswith(SEGMENTED_TASKS)
         src = source_from_file(item.path, caption_suffix=None, source_id=item.data.get("source_id"),
                                prompt=item.data.get("prompt"))
         if isinstance(src, Reject):
             src.source = item.source  # the file as planned, not the harness's local copy
-        return src
+        return src, False
 
-    def _maps(self, sources: list[ReferenceSource | Reject]) -> dict[str, dict[int, Any]]:
+    def _maps(self, sources: list[ReferenceSource | Reject], segmented: list[bool]) -> dict[str, dict[int, Any]]:
         """Per kind: source position -> map or ImageRejected (absent: the kind does not apply)."""
         ok = [k for k, s in enumerate(sources) if not isinstance(s, Reject)]
         maps: dict[str, dict[int, Any]] = {}
         for name, ann in self.annotators.items():
-            if ann.consumes == "sample":  # seg from exact regions: only sources that have them
+            if ann.consumes == "sample":  # seg from exact regions: only sources segmented by them
                 maps[name] = {}
                 for k in ok:
                     src = sources[k]
-                    if src.regions:  # type: ignore[union-attr]
+                    if segmented[k] and src.regions:  # type: ignore[union-attr]
                         try:
                             maps[name][k] = seg_map([r.mask for r in src.regions if r.mask is not None],  # type: ignore[union-attr]
                                                     *src.image.shape[:2])  # type: ignore[union-attr]
@@ -172,8 +180,8 @@ class ConditionsItems:
 
     def annotate(self, items: list[Item], rngs: list[np.random.Generator]) -> list[list[Any]]:
         """Records per item; every kind maps the items' images as one batch."""
-        sources = [self._source(it) for it in items]
-        maps = self._maps(sources)
+        sources, segmented = zip(*(self._source(it) for it in items))
+        maps = self._maps(list(sources), list(segmented))
         out: list[list[Any]] = []
         for k, (src, rng) in enumerate(zip(sources, rngs)):
             if isinstance(src, Reject):
@@ -186,7 +194,8 @@ class ConditionsItems:
                 continue
             if not have:
                 out.append([Reject("no_applicable_kind", "none of the requested kinds applies to this image "
-                                   "(seg needs exact regions)", source=src.source_id, stage="annotate")])
+                                   "(seg needs regions that cover every object)", source=src.source_id,
+                                   stage="annotate")])
                 continue
             names = pick_kinds(list(have), rng, multi_prob=self.multi_prob)
             out.append([make_reference_sample(
