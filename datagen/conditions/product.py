@@ -56,10 +56,10 @@ class ConditionsConfig(ProductConfig):
     images: str = param(help="A folder of images (local or s3://...; captions from <stem>.txt) or a UniMontage "
                         "Lance dataset URI or URI@VERSION (each row's first output image).", content=False)
     kinds: tuple[str, ...] = param(("canny", "lineart_standard", "seg"),
-                                   "Condition kinds: canny, lineart_standard, seg (exact regions of collage scenes that segment every "
-                                   "object: t2i and ref rows) need "
-                                   "no weights; lineart, lineart_coarse, hed, pose (openpose), openpose_full, depth "
-                                   "(Depth-Anything-V2) and other controlnet_aux annotators need --weights.")
+                                   "Condition kinds: canny, lineart_standard, seg (exact regions, from Lance rows "
+                                   "whose regions cover every object: t2i and ref) need no weights; lineart, "
+                                   "lineart_coarse, hed, pose (openpose), openpose_full, depth (Depth-Anything-V2) "
+                                   "and other controlnet_aux annotators need --weights.")
     weights: str | None = param(None, "Local weights: a root holding Annotators/ (controlnet_aux layout) and "
                                 "Depth-Anything-V2-Small-hf/, or one of those folders.", content=False)
     multi_prob: float = param(0.3, "Probability that a sample combines 2-3 maps.", min=0.0, max=1.0)
@@ -133,6 +133,13 @@ def plan(cfg: ConditionsConfig) -> Plan:
 
 
 # --------------------------------------------------------------------------- per item
+def _seg_or_reject(src: ReferenceSource) -> np.ndarray | ImageRejected:
+    try:
+        return seg_map([r.mask for r in src.regions if r.mask is not None], *src.image.shape[:2])
+    except ImageRejected as exc:
+        return exc
+
+
 class ConditionsItems:
     """Per worker: annotators set up once; an item's image is annotated by every kind, then
     one sample picks a kind or a combination of kinds."""
@@ -160,22 +167,14 @@ class ConditionsItems:
 
     def _maps(self, sources: list[ReferenceSource | Reject], segmented: list[bool]) -> dict[str, dict[int, Any]]:
         """Per kind: source position -> map or ImageRejected (absent: the kind does not apply)."""
-        ok = [k for k, s in enumerate(sources) if not isinstance(s, Reject)]
+        good = {k: s for k, s in enumerate(sources) if isinstance(s, ReferenceSource)}
         maps: dict[str, dict[int, Any]] = {}
         for name, ann in self.annotators.items():
             if ann.consumes == "sample":  # seg from exact regions: only sources segmented by them
-                maps[name] = {}
-                for k in ok:
-                    src = sources[k]
-                    if segmented[k] and src.regions:  # type: ignore[union-attr]
-                        try:
-                            maps[name][k] = seg_map([r.mask for r in src.regions if r.mask is not None],  # type: ignore[union-attr]
-                                                    *src.image.shape[:2])  # type: ignore[union-attr]
-                        except ImageRejected as exc:
-                            maps[name][k] = exc
+                maps[name] = {k: _seg_or_reject(src) for k, src in good.items() if segmented[k] and src.regions}
                 continue
-            results = ann.try_annotate([as_rgb(sources[k].image) for k in ok])  # type: ignore[union-attr]
-            maps[name] = dict(zip(ok, results))
+            results = ann.try_annotate([as_rgb(src.image) for src in good.values()])
+            maps[name] = dict(zip(good, results))
         return maps
 
     def annotate(self, items: list[Item], rngs: list[np.random.Generator]) -> list[list[Any]]:

@@ -42,9 +42,10 @@ def plan(cfg: MultiviewConfig) -> Plan:
 
     specs.check_weights(cfg.scorer_specs)  # MissingWeights names the file and the folder, before any work
     roots = find_captures(cfg.captures)
+    paths = [str(p.resolve()) for p in roots]
     hashes = [lineage.dir_hash(p) for p in roots]
-    return Plan(items=[Item(i, source=str(p.resolve())) for i, p in enumerate(roots)],
-                sources=[{"kind": "capture", "uri": str(p.resolve()), "content_hash": h} for p, h in zip(roots, hashes)],
+    return Plan(items=[Item(i, source=p) for i, p in enumerate(paths)],
+                sources=[{"kind": "capture", "uri": p, "content_hash": h} for p, h in zip(paths, hashes)],
                 content={"captures": hashes})
 
 
