@@ -39,13 +39,11 @@ def test_video_pairs_and_storyboards_do_not_depend_on_the_folder(ray_local, tmp_
 
 
 def test_conditions_do_not_depend_on_the_folder(ray_local, tmp_path):
-    from flows.conditions_flow import plan_conditions
-
     src = tmp_path / "photos"
     src.mkdir()
     for name in ("astronaut", "coffee", "chelsea"):
         Image.fromarray(np.asarray(getattr(skd, name)())).resize((128, 96)).save(src / f"{name}.png")
-    results = [harness.execute(plan_conditions(str(tmp_path / f"c{k}.lance"), str(folder), "canny", None, 0),
-                               workers=1, progress=False)
+    results = [harness.execute(harness.plan_run("conditions", out=str(tmp_path / f"c{k}.lance"), images=str(folder),
+                                                kinds="canny"), workers=1, progress=False)
                for k, folder in enumerate(_two_places(src, tmp_path))]
     assert results[0].rows == 3 and results[0].content_hash == results[1].content_hash
