@@ -83,9 +83,12 @@ def dataset_command(name: str) -> Callable[..., None]:
     def command(**values: Any) -> None:
         values = {k: v for k, v in values.items() if not (v is None and k not in RUN_OPTION_NAMES)}
         config = {k: v for k, v in values.items() if k not in RUN_OPTION_NAMES}
-        try:
-            typed = product.make_config(config).to_dict()  # bad configuration fails before Prefect or Ray start
-        except ValueError as exc:
+        try:  # bad configuration and missing weights fail before Prefect or Ray start
+            cfg = product.make_config(config)
+            if product.preflight is not None:
+                product.preflight(cfg)
+            typed = cfg.to_dict()
+        except (ValueError, FileNotFoundError) as exc:
             fail(str(exc))
         options = {k: v for k, v in values.items() if k in RUN_OPTION_NAMES}
         _run_flow(flow_for(name), **options, **{k: typed[k] for k in config})

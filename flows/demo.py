@@ -48,9 +48,7 @@ def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
-    from flows.conditions_flow import conditions_flow
     from flows.datasets import flow_for
-    from flows.multiview_flow import multiview_flow
     from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow
     from flows.video_flow import video_pairs_flow
@@ -61,13 +59,13 @@ def demo_flow(workers: int = 2) -> dict:
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
     # Condition maps of the collage targets: a second dataset whose lineage points at the first.
-    results["conditions"] = conditions_flow(out=str(DATA / "conditions.lance"), images=collage_ref,
-                                            kinds="canny,lineart_standard,seg", workers=workers)
+    results["conditions"] = flow_for("conditions")(out=str(DATA / "conditions.lance"), images=collage_ref,
+                                                   kinds="canny,lineart_standard,seg", workers=workers)
     captures = DATA / "sources" / "captures"
     if not (captures / "demo").is_dir():
         make_demo_captures(captures, seed=0, n_views=16)
-    results["multiview"] = multiview_flow(out=str(DATA / "multiview.lance"), captures=str(captures),
-                                          per_capture=3, workers=workers)
+    results["multiview"] = flow_for("multiview")(out=str(DATA / "multiview.lance"), captures=str(captures),
+                                                 samples_per_capture=3, workers=workers)
     clips = DATA / "sources" / "videos"
     if not clips.is_dir():
         _in_fresh_process("datagen.video", "make_demo_clips", str(clips))  # pan, zoom, roll, cuts, static, GIF

@@ -119,12 +119,18 @@ def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str]:
     return items, [source], content_hash or source["listing_hash"]
 
 
+def preflight(cfg: ConditionsConfig) -> dict:
+    """The annotators, their weight files checked (MissingWeightsError names file and folder)."""
+    annotators = make_annotators(cfg.kinds, cfg.weights)
+    for ann in annotators.values():
+        ann.check_weights()
+    return annotators
+
+
 def plan(cfg: ConditionsConfig) -> Plan:
     from datagen.store import lance_io
 
-    annotators = make_annotators(cfg.kinds, cfg.weights)
-    for ann in annotators.values():
-        ann.check_weights()  # MissingWeightsError names the file and the folder, before any work
+    annotators = preflight(cfg)
     base, _ = lance_io.split_version(cfg.images)
     is_dataset = base.endswith(".lance") or lance_io.exists(base)
     items, sources, identity = _plan_rows(cfg.images) if is_dataset else _plan_folder(cfg.images)
@@ -229,5 +235,6 @@ PRODUCT = Product(
     # ~70-150 ms per image at the default kinds (256-1024 px, measured on 2 shared cores):
     # a shard of 128 is 10-20 s of one worker's time.
     shard_size=128,
+    preflight=preflight,
     reuse_setup=needs_models,
 )

@@ -37,10 +37,14 @@ def find_captures(root: str | Path) -> list[Path]:
     return roots
 
 
+def preflight(cfg: MultiviewConfig) -> None:
+    specs.check_weights(cfg.scorer_specs)  # MissingWeights names the file and the folder, before any work
+
+
 def plan(cfg: MultiviewConfig) -> Plan:
     from datagen.store import lineage
 
-    specs.check_weights(cfg.scorer_specs)  # MissingWeights names the file and the folder, before any work
+    preflight(cfg)
     roots = find_captures(cfg.captures)
     paths = [str(p.resolve()) for p in roots]
     hashes = [lineage.dir_hash(p) for p in roots]
@@ -78,5 +82,6 @@ PRODUCT = Product(
     # At the default config, measured on 2 shared cores: 0.19 s per demo capture (16 small
     # renders), 0.55 s per capture of 30 views at 1080p: a shard of 32 is 6-18 s of one worker.
     shard_size=32,
+    preflight=preflight,
     reuse_setup=needs_models,
 )
