@@ -34,17 +34,15 @@ def _sources(tmp: Path) -> dict:
 
 
 def _plans(tmp: Path, src: dict, tag: str) -> dict:
-    from flows.storyboard_flow import plan_storyboard
-    from flows.video_flow import plan_video_pairs
 
     return {
         "multiview (3 captures x 4 samples, 4 classical scorers)":
             harness.plan_run("multiview", out=str(tmp / f"mv{tag}.lance"), captures=str(tmp / "captures"),
                              samples_per_capture=4, scorers="sharpness,exposure,geometry,diversity", shard_size=1),
         "storyboard from video (4 videos, faces + 2 scorers)":
-            plan_storyboard(str(tmp / f"sb{tag}.lance"), 0, videos=str(tmp / "stories")),
+            harness.plan_run("storyboard", out=str(tmp / f"sb{tag}.lance"), videos=str(tmp / "stories")),
         "video pairs (6 clips, DIS motion)":
-            plan_video_pairs(str(tmp / f"vp{tag}.lance"), str(tmp / "clips"), 0, {}),
+            harness.plan_run("video-pairs", out=str(tmp / f"vp{tag}.lance"), videos=str(tmp / "clips")),
         "conditions (64 images, canny+lineart+seg)":
             harness.plan_run("conditions", out=str(tmp / f"cd{tag}.lance"), images=src["collage"],
                              kinds="canny,lineart_standard,seg", shard_size=16),

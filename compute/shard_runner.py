@@ -140,6 +140,7 @@ class ShardRunner:
         self.ident, self.product = ident, product
         self.fn: ItemFunction = product.setup(config, context)  # expensive setup once per actor
         self.check = product.check
+        self.input_cap = product.input_cap(config)
 
     @contextlib.contextmanager
     def _view(self, item: Item, rows: dict[int, Any]):
@@ -150,7 +151,7 @@ class ShardRunner:
                 raise row
             yield replace(item, row=row)
         elif inputs.needs_file(item):
-            with inputs.local_file(item.source, self.product.max_input_bytes) as path:
+            with inputs.local_file(item.source, self.input_cap) as path:
                 yield replace(item, path=path)
         else:
             yield item

@@ -6,6 +6,7 @@ and Ray (local unless RAY_ADDRESS is set).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import os
@@ -52,7 +53,7 @@ def _cli_type(p: Param) -> Any:
     if typing.get_origin(base) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(base) if a is not type(None)]
         base, optional = args[0], True
-    if typing.get_origin(base) is tuple or typing.get_origin(base) is typing.Literal:
+    if typing.get_origin(base) is tuple or typing.get_origin(base) is typing.Literal or dataclasses.is_dataclass(base):
         return Optional[str]
     return Optional[base] if optional or p.required else base
 
@@ -62,12 +63,16 @@ def _cli_default(p: Param) -> Any:
         return ...
     if isinstance(p.default, tuple):
         return ",".join(map(str, p.default)) or None
+    if dataclasses.is_dataclass(p.default):
+        return None  # nested rules: given as JSON on the command line, defaults otherwise
     return p.default
 
 
 def _option(p: Param) -> Any:
     flags = [p.flag] if p.type is not bool else [f"{p.flag}/--no-{p.flag[2:]}"]
     extra = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
+    if dataclasses.is_dataclass(p.default):
+        extra += f" JSON object of its fields, e.g. '{json.dumps(dataclasses.asdict(p.default))[:120]}'."
     return typer.Option(_cli_default(p), *flags, help=p.help + extra,
                         rich_help_panel="Advanced" if p.advanced else None)
 
@@ -80,8 +85,15 @@ def dataset_command(name: str) -> Callable[..., None]:
     product = products.get(name)
     params = flow_parameters(product)
 
+    nested = {p.name for p in params if dataclasses.is_dataclass(p.default)}
+
     def command(**values: Any) -> None:
         values = {k: v for k, v in values.items() if not (v is None and k not in RUN_OPTION_NAMES)}
+        for k in nested & set(values):
+            try:
+                values[k] = json.loads(values[k])
+            except json.JSONDecodeError as exc:
+                fail(f"--{k.replace('_', '-')}: not a JSON object ({exc})")
         config = {k: v for k, v in values.items() if k not in RUN_OPTION_NAMES}
         try:  # bad configuration and missing weights fail before Prefect or Ray start
             cfg = product.make_config(config)

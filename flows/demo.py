@@ -49,9 +49,7 @@ def demo_flow(workers: int = 2) -> dict:
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
     from flows.datasets import flow_for
-    from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow
-    from flows.video_flow import video_pairs_flow
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -69,13 +67,13 @@ def demo_flow(workers: int = 2) -> dict:
     clips = DATA / "sources" / "videos"
     if not clips.is_dir():
         _in_fresh_process("datagen.video", "make_demo_clips", str(clips))  # pan, zoom, roll, cuts, static, GIF
-    results["video_pairs"] = video_pairs_flow(out=str(DATA / "video_pairs.lance"), videos=str(clips),
+    results["video_pairs"] = flow_for("video-pairs")(out=str(DATA / "video_pairs.lance"), videos=str(clips),
                                               workers=workers)
     stories = DATA / "sources" / "story_videos"
     if not stories.is_dir():
         for seed in range(3):
             make_storyboard_clip(stories, seed=seed)
-    results["storyboard"] = storyboard_flow(out=str(DATA / "storyboard.lance"), videos=str(stories),
+    results["storyboard"] = flow_for("storyboard")(out=str(DATA / "storyboard.lance"), videos=str(stories),
                                             workers=workers)
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
