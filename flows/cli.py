@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import sys
 import types
 import typing
@@ -21,16 +20,12 @@ import typer
 from datagen.params import Param
 from flows.cli_errors import fail
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 app = typer.Typer(help="UniMontage: training data for unified many-to-many image generation and editing models.",
                   no_args_is_help=True, add_completion=False)
 datagen_app = typer.Typer(help="Generate a dataset into Lance (one commit per run; re-run to resume).",
                           no_args_is_help=True)
 app.add_typer(datagen_app, name="datagen")
-
 
 
 def _run_flow(flow, **kwargs) -> None:

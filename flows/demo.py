@@ -14,15 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from prefect import flow  # noqa: E402
+from prefect import flow
 
 from datagen.store import lance_io
-from datagen.report import contact_sheet  # noqa: E402
-from flows import card  # noqa: E402
+from datagen.report import contact_sheet
+from flows import card
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
 
