@@ -2,8 +2,8 @@
 the deployment form, the card and the lineage record all derive from this class.
 
 The four rule groups (`limits`, `quality`, `motion`, `cut`) are nested frozen configs, set
-from a flow, a deployment or Python (`quality={"min_sharpness": 30}`); the command line
-exposes the top-level fields. The one rule value people change often, the pixel floor on
+from a flow, a deployment or Python (`quality={"min_sharpness": 30}`), or as JSON on the
+command line (`--quality '{"min_sharpness": 30}'`). The one rule value people change often, the pixel floor on
 motion, is the top-level `min_motion_px` (`--min-motion`).
 """
 
@@ -17,7 +17,7 @@ from datagen.video.optical_flow import METHODS
 from datagen.video.probe import Limits
 from datagen.video.shots import CutRule
 
-NESTED = "Set from a flow, a deployment or Python (a dict of its fields), not from the command line."
+NESTED = "A dict of its fields from a flow, a deployment or Python; a JSON object on the command line."
 
 
 @dataclass(frozen=True)
