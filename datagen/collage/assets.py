@@ -3,7 +3,9 @@
 Folder layout: DIR/backgrounds/* (any image) and DIR/cutouts/* (RGBA; the alpha is the
 object), with names from file stems ("red_mug.png" -> "red mug") or DIR/names.json.
 Lance table: columns asset_id, kind ("background" | "cutout"), name, image (encoded bytes).
-Every file goes through `datagen.images.load_image` (bomb guard, mode normalisation).
+Every file goes through `datagen.images.load_image` (bomb guard, mode normalisation). A
+folder is listed by `datagen.folder_listing`: a file that links outside DIR is a Reject
+(`outside_folder`), never read; a names.json that does is refused outright.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from datagen.collage.pack import Asset, AssetPack
+from datagen.folder_listing import list_folder, outside
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
 
@@ -81,8 +84,11 @@ def make_asset(raw: bytes | Path, kind: str, asset_id: str, name: str, source: s
 
 def _names(folder: Path) -> dict[str, str]:
     path = folder / "names.json"
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return {}
+    why = outside(path, folder)
+    if why is not None:
+        raise AssetsUnavailable(f"{path}: {why.detail}")
     try:
         names = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -102,8 +108,9 @@ def load_folder(folder: str | Path) -> tuple[AssetPack, list[Reject]]:
     rejects: list[Reject] = []
     for kind, sub in (("background", "backgrounds"), ("cutout", "cutouts")):
         root = folder / sub
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) if root.is_dir() else []
-        for path in files:
+        listing = list_folder(root, skip_hidden=True, within=folder) if root.is_dir() else None
+        rejects += [r.reject(stage="assets") for r in (listing.refused if listing else [])]
+        for path in listing.paths() if listing else []:
             rel = path.relative_to(folder).as_posix()
             name = names.get(rel) or names.get(path.name) or names.get(path.stem) or name_from_stem(path.stem)
             got = make_asset(path, kind, f"{label}:{rel}", name, str(path))

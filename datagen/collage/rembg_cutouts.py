@@ -19,6 +19,7 @@ import numpy as np
 
 from datagen.collage.assets import ALPHA_EMPTY, MIN_CUTOUT_SIDE, name_from_stem
 from datagen.collage.pack import Asset
+from datagen.folder_listing import list_folder, outside
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
 
@@ -99,11 +100,14 @@ def cutouts_from_folder(folder: str | Path, model: RembgModel | str | Path,
     folder = Path(folder)
     model = model if isinstance(model, RembgModel) else load_model(model)
     names_file = folder / "names.json"
+    why = outside(names_file, folder) if names_file.is_symlink() else None
+    if why is not None:
+        raise ValueError(f"{names_file}: {why.detail}")
     names = json.loads(names_file.read_text()) if names_file.is_file() else {}
     label = label or folder.resolve().name
-    assets, rejects = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "names.json"
-                       and not p.name.startswith(".")):
+    photos = list_folder(folder, recursive=False, skip_hidden=True, keep=lambda rel: rel != "names.json")
+    assets, rejects = [], [r.reject(stage="assets") for r in photos.refused]
+    for path in photos.paths():
         try:
             rgb = load_image(path, keep_alpha=False).pixels
         except ImageRejected as exc:
