@@ -121,3 +121,20 @@ def test_keyframes_keep_the_sharpest_frame_of_every_shot_and_thin_evenly(tmp_pat
     strobe = frames_with_shots(videos.strobe(tmp_path / "strobe.mp4", 40, size), fps=2.0, max_side=None,
                                limits=limits, max_shots=8)
     assert strobe.shots == 40 and len(strobe.frames) <= 8 and strobe.shot_ids[0] == 0 and strobe.shot_ids[-1] >= 32
+
+
+def test_pair_rejects_are_capped_and_counted(tmp_path, monkeypatch):
+    """A video whose every pair is refused (blurred throughout) keeps its first rejects and
+    counts the rest in one row, instead of holding one row per pair of a 4-hour file."""
+    import datagen.video.process as process
+    from datagen.rng import sample_rng
+    from datagen.video.config import VideoPairsConfig
+
+    clip = videos.blurry(tmp_path / "blurry.mp4", seconds=6.0)
+    cfg = VideoPairsConfig(videos=str(tmp_path), sample_fps=4.0, anchor_every_s=0.25)
+    samples, all_rejects = process.process_video(clip, cfg, sample_rng(0, 0))
+    assert samples == [] and len(all_rejects) > 4 and {r.reason for r in all_rejects} == {"blurry"}
+    monkeypatch.setattr(process, "MAX_PAIR_REJECTS", 3)
+    _, capped = process.process_video(clip, cfg, sample_rng(0, 0))
+    assert [r.reason for r in capped] == ["blurry"] * 3 + ["rejects_capped"]
+    assert capped[:3] == all_rejects[:3] and capped[-1].meta["unlisted"] == len(all_rejects) - 3

@@ -100,7 +100,8 @@ def _headers_for(key: str, text: str, where: str) -> dict[str, str]:
             raise ValueError(f"{where}: {redact(str(raw_origin))!r} is not an origin like https://host:443") from None
         if not same:
             continue
-        if not isinstance(headers, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
+        texts = isinstance(headers, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+        if not texts:
             raise ValueError(f"{where}: the entry for {key} must map header names to text")
         for name, value in headers.items():
             if any(c in name + value for c in "\r\n\0"):

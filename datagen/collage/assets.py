@@ -30,6 +30,7 @@ MAX_SIDE = 1024
 # Alpha at or below this is "no object"; a cutout needs some pixels above it and some below.
 ALPHA_EMPTY = 8
 LANCE_COLUMNS = ("asset_id", "kind", "name", "image")
+MAX_NAMES_BYTES = 16 << 20  # names.json: a name per file, read whole
 
 
 class AssetsUnavailable(ValueError):
@@ -82,13 +83,16 @@ def make_asset(raw: bytes | Path, kind: str, asset_id: str, name: str, source: s
     return Asset(asset_id, kind, name, _limit(rgba), origin=asset_id)
 
 
-def _names(folder: Path) -> dict[str, str]:
+def read_names(folder: Path) -> dict[str, str]:
+    """folder/names.json ({"file name": "name"}), or {} without one; AssetsUnavailable when unusable."""
     path = folder / "names.json"
     if not path.is_file() and not path.is_symlink():
         return {}
     why = outside(path, folder)
     if why is not None:
         raise AssetsUnavailable(f"{path}: {why.detail}")
+    if path.stat().st_size > MAX_NAMES_BYTES:
+        raise AssetsUnavailable(f"{path} is larger than {MAX_NAMES_BYTES:,} bytes: not a list of names")
     try:
         names = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -102,7 +106,7 @@ def load_folder(folder: str | Path) -> tuple[AssetPack, list[Reject]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AssetsUnavailable(f"asset folder {folder} does not exist; expected backgrounds/ and cutouts/ in it")
-    names = _names(folder)
+    names = read_names(folder)
     label = folder.resolve().name or "assets"
     found: dict[str, list[Asset]] = {"background": [], "cutout": []}
     rejects: list[Reject] = []

@@ -10,16 +10,15 @@ min-max normalise -> uint8 -> LANCZOS back to the photo size -> used as the alph
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datagen.collage.assets import ALPHA_EMPTY, MIN_CUTOUT_SIDE, name_from_stem
+from datagen.collage.assets import ALPHA_EMPTY, MIN_CUTOUT_SIDE, name_from_stem, read_names
 from datagen.collage.pack import Asset
-from datagen.folder_listing import list_folder, outside
+from datagen.folder_listing import list_folder
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
 
@@ -99,11 +98,7 @@ def cutouts_from_folder(folder: str | Path, model: RembgModel | str | Path,
     """One cutout per photo in `folder` (names from stems or folder/names.json), plus Rejects."""
     folder = Path(folder)
     model = model if isinstance(model, RembgModel) else load_model(model)
-    names_file = folder / "names.json"
-    why = outside(names_file, folder) if names_file.is_symlink() else None
-    if why is not None:
-        raise ValueError(f"{names_file}: {why.detail}")
-    names = json.loads(names_file.read_text()) if names_file.is_file() else {}
+    names = read_names(folder)
     label = label or folder.resolve().name
     photos = list_folder(folder, recursive=False, skip_hidden=True, keep=lambda rel: rel != "names.json")
     assets, rejects = [], [r.reject(stage="assets") for r in photos.refused]

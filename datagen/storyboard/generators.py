@@ -160,7 +160,8 @@ class HTTPGenerator:
             "references": [base64.b64encode(encode_png(to_rgb(r))).decode("ascii") for r in references],
         }
         try:
-            answer = http_client.post(self.url, json.dumps(body).encode(), headers={**self._credentials, **self.headers},
+            answer = http_client.post(self.url, json.dumps(body).encode(),
+                                      headers={**self._credentials, **self.headers},
                                       deadline_s=self.timeout_s, max_bytes=self.max_bytes)
         except http_client.HTTPFailure as exc:
             raise GenerationFailed(f"generator_{exc.reason}", exc.detail) from None
@@ -169,7 +170,8 @@ class HTTPGenerator:
             try:
                 raw = base64.b64decode(json.loads(raw)["image"], validate=True)
             except (ValueError, KeyError, TypeError) as exc:
-                raise GenerationFailed("generator_bad_response", f"JSON without a base64 'image' ({type(exc).__name__})") from None
+                why = f"JSON without a base64 'image' ({type(exc).__name__})"  # never the body: it may echo keys
+                raise GenerationFailed("generator_bad_response", why) from None
         try:
             return load_image(raw, keep_alpha=False).pixels
         except ImageRejected as exc:
