@@ -5,6 +5,7 @@ failure detail, a reject row, a lineage record or a card."""
 
 import base64
 import json
+import pickle
 import socketserver
 import threading
 import time
@@ -219,6 +220,9 @@ def test_keys_are_sent_only_to_the_origin_they_are_keyed_to(hostile, key_file, m
         assert img.shape == (24, 32, 3) and img[0, 0, 0] == 77
     assert mine.requests[0][1]["authorization"] == f"Bearer {TOKEN}"
     assert "authorization" not in other.requests[0][1]
+    gen = HTTPGenerator(mine.url + "/ok")
+    gen.setup()
+    assert TOKEN.encode() not in pickle.dumps(gen)  # a generator shipped to a worker carries no key
     # The environment form, and a header given in code wins over both.
     monkeypatch.setenv(http_client.HEADERS_ENV, json.dumps({other.url + "/": {"X-Api-Key": "k-env-123"}}))
     assert credential_headers(other.url + "/ok") == {"X-Api-Key": "k-env-123"}

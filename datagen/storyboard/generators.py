@@ -143,6 +143,10 @@ class HTTPGenerator:
         self.tag = f"http@1+{_host_port(url)}"
         self._credentials: dict[str, str] | None = None
 
+    def __getstate__(self) -> dict:
+        # Shipped to a worker (or spilled to disk by Ray): keys are read again there, not carried.
+        return {**self.__dict__, "_credentials": None}
+
     def setup(self) -> None:
         if self._credentials is not None:
             return
