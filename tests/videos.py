@@ -179,3 +179,30 @@ def blurry(path: Path, size=(320, 180), fps: float = 10.0, seconds: float = 3.0,
     frames = [cv2.GaussianBlur(S.render(canvas(), S.Pose(1024.0 + 20 * k, 768.0), size), (0, 0), sigma)
               for k in range(int(fps * seconds))]  # fmt: skip
     return write(path, frames, fps)
+
+
+# --------------------------------------------------------------------------- long and cut-heavy
+def _shot_frames(k: int, n: int, size: tuple[int, int]):
+    """Shot k: a slow pan over its own photo (consecutive shots never share a photo), graded
+    so that every shot also differs in colour."""
+    name = S.PHOTOS[k % len(S.PHOTOS)]
+    if name not in _canvases:
+        _canvases[name] = cv2.resize(S.photo(name), (384, 384), interpolation=cv2.INTER_AREA)
+    img = _canvases[name]
+    grade = np.float32([0.7 + 0.3 * ((k * 3) % 5) / 4, 0.7 + 0.3 * ((k * 7) % 5) / 4, 0.7 + 0.3 * ((k * 11) % 5) / 4])
+    img = np.clip(img * grade, 0, 255).astype(np.uint8)
+    h, w = img.shape[:2]
+    scale = 0.5 + 0.3 * ((k // len(S.PHOTOS)) % 4) / 3
+    start = S.Pose(w / 2 - 20, h / 2, scale * max(w / size[0], h / size[1]) * 0.6)
+    end = S.Pose(w / 2 + 20, h / 2 + 8, start.scale)
+    return (S.render(img, p, size) for p in S.glide(start, end, n))
+
+
+def many_shots(path: Path, shots: int, frames_per_shot: int = 3, size=(176, 128), fps: float = 2.0) -> Path:
+    """A long edit: `shots` shots of `frames_per_shot` frames each, hard cuts between them."""
+    return write(path, (f for k in range(shots) for f in _shot_frames(k, frames_per_shot, size)), fps)
+
+
+def strobe(path: Path, frames: int, size=(176, 128), fps: float = 2.0) -> Path:
+    """A cut at every frame: each frame shows another photo, in another colour."""
+    return many_shots(path, frames, 1, size, fps)

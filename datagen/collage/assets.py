@@ -3,7 +3,9 @@
 Folder layout: DIR/backgrounds/* (any image) and DIR/cutouts/* (RGBA; the alpha is the
 object), with names from file stems ("red_mug.png" -> "red mug") or DIR/names.json.
 Lance table: columns asset_id, kind ("background" | "cutout"), name, image (encoded bytes).
-Every file goes through `datagen.images.load_image` (bomb guard, mode normalisation).
+Every file goes through `datagen.images.load_image` (bomb guard, mode normalisation). A
+folder is listed by `datagen.folder_listing`: a file that links outside DIR is a Reject
+(`outside_folder`), never read; a names.json that does is refused outright.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import cv2
 import numpy as np
 
 from datagen.collage.pack import Asset, AssetPack
+from datagen.folder_listing import list_folder, outside
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
 
@@ -27,6 +30,7 @@ MAX_SIDE = 1024
 # Alpha at or below this is "no object"; a cutout needs some pixels above it and some below.
 ALPHA_EMPTY = 8
 LANCE_COLUMNS = ("asset_id", "kind", "name", "image")
+MAX_NAMES_BYTES = 16 << 20  # names.json: a name per file, read whole
 
 
 class AssetsUnavailable(ValueError):
@@ -79,10 +83,16 @@ def make_asset(raw: bytes | Path, kind: str, asset_id: str, name: str, source: s
     return Asset(asset_id, kind, name, _limit(rgba), origin=asset_id)
 
 
-def _names(folder: Path) -> dict[str, str]:
+def read_names(folder: Path) -> dict[str, str]:
+    """folder/names.json ({"file name": "name"}), or {} without one; AssetsUnavailable when unusable."""
     path = folder / "names.json"
-    if not path.is_file():
+    if not path.is_file() and not path.is_symlink():
         return {}
+    why = outside(path, folder)
+    if why is not None:
+        raise AssetsUnavailable(f"{path}: {why.detail}")
+    if path.stat().st_size > MAX_NAMES_BYTES:
+        raise AssetsUnavailable(f"{path} is larger than {MAX_NAMES_BYTES:,} bytes: not a list of names")
     try:
         names = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
@@ -96,14 +106,15 @@ def load_folder(folder: str | Path) -> tuple[AssetPack, list[Reject]]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AssetsUnavailable(f"asset folder {folder} does not exist; expected backgrounds/ and cutouts/ in it")
-    names = _names(folder)
+    names = read_names(folder)
     label = folder.resolve().name or "assets"
     found: dict[str, list[Asset]] = {"background": [], "cutout": []}
     rejects: list[Reject] = []
     for kind, sub in (("background", "backgrounds"), ("cutout", "cutouts")):
         root = folder / sub
-        files = sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")) if root.is_dir() else []
-        for path in files:
+        listing = list_folder(root, skip_hidden=True, within=folder) if root.is_dir() else None
+        rejects += [r.reject(stage="assets") for r in (listing.refused if listing else [])]
+        for path in listing.paths() if listing else []:
             rel = path.relative_to(folder).as_posix()
             name = names.get(rel) or names.get(path.name) or names.get(path.stem) or name_from_stem(path.stem)
             got = make_asset(path, kind, f"{label}:{rel}", name, str(path))

@@ -10,15 +10,15 @@ min-max normalise -> uint8 -> LANCZOS back to the photo size -> used as the alph
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from datagen.collage.assets import ALPHA_EMPTY, MIN_CUTOUT_SIDE, name_from_stem
+from datagen.collage.assets import ALPHA_EMPTY, MIN_CUTOUT_SIDE, name_from_stem, read_names
 from datagen.collage.pack import Asset
+from datagen.folder_listing import list_folder
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
 
@@ -98,12 +98,11 @@ def cutouts_from_folder(folder: str | Path, model: RembgModel | str | Path,
     """One cutout per photo in `folder` (names from stems or folder/names.json), plus Rejects."""
     folder = Path(folder)
     model = model if isinstance(model, RembgModel) else load_model(model)
-    names_file = folder / "names.json"
-    names = json.loads(names_file.read_text()) if names_file.is_file() else {}
+    names = read_names(folder)
     label = label or folder.resolve().name
-    assets, rejects = [], []
-    for path in sorted(p for p in folder.iterdir() if p.is_file() and p.name != "names.json"
-                       and not p.name.startswith(".")):
+    photos = list_folder(folder, recursive=False, skip_hidden=True, keep=lambda rel: rel != "names.json")
+    assets, rejects = [], [r.reject(stage="assets") for r in photos.refused]
+    for path in photos.paths():
         try:
             rgb = load_image(path, keep_alpha=False).pixels
         except ImageRejected as exc:

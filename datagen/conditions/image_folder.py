@@ -7,6 +7,11 @@ Files are named by their path relative to the folder (`name`), so the same image
 elsewhere give the same sample bytes. A caption is the text of a sidecar `<stem>.txt`,
 read here on the driver: the harness makes only the image itself local for the item
 function, so a remote sidecar would otherwise be out of reach.
+
+A local folder is listed by `datagen.folder_listing`: an image (or its caption sidecar) that
+is a link resolving outside the folder is refused (`ImageFolder.refused`, which the plan
+turns into reject rows), so a caption can never be read from `~/.aws/credentials`. A store
+URI with user:password@ is refused: it would be stored in lineage and cards.
 """
 
 from __future__ import annotations
@@ -17,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import pyarrow.fs as pafs
+
+from datagen.backends.urls import redact, refuse_credentials
+from datagen.folder_listing import Refused, list_folder
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 CAPTION_SUFFIX = ".txt"
@@ -36,6 +44,7 @@ class ImageFolder:
     root: str  # absolute local path or URI, without a trailing slash
     files: list[FolderImage]
     local: bool
+    refused: tuple[Refused, ...] = ()  # images (or their sidecars) that link outside the folder
 
     def listing_hash(self) -> str:
         """Names, sizes and captions: identifies a remote folder without downloading it."""
@@ -57,25 +66,60 @@ def list_images(folder: str, flag: str = "--images") -> ImageFolder:
     Raises FileNotFoundError when `folder` is not a folder (or prefix) and ValueError when it
     holds no image files: both before any work starts."""
     remote = "://" in folder and not folder.startswith("file://")
-    local_root = folder[len("file://"):] if folder.startswith("file://") else folder
+    if remote:
+        refuse_credentials(folder, flag, where="give store credentials in the environment")
+        return _list_store(folder, flag)
+    local_root = os.path.abspath(folder[len("file://"):] if folder.startswith("file://") else folder)
+    if not os.path.isdir(local_root):
+        raise FileNotFoundError(f"{flag} {folder} is neither a Lance dataset nor a folder")
+    found = list_folder(local_root, keep=lambda rel: _is_image(rel) or rel.endswith(CAPTION_SUFFIX))
+    out_links = {r.rel: r for r in found.refused}
+    present = set(found.files)
+    fs = pafs.LocalFileSystem()
+    files, refused = [], [r for r in found.refused if _is_image(r.rel)]
+    for name in found.files:
+        if not _is_image(name):
+            continue
+        sidecar = _sidecar(name)
+        if sidecar in out_links:
+            why = out_links[sidecar]
+            refused.append(Refused(f"{found.root}/{name}", name, why.reason, f"its caption {why.detail}"))
+            continue
+        caption = _read_caption(fs, f"{found.root}/{sidecar}") if sidecar in present else None
+        files.append(FolderImage(f"{found.root}/{name}", name, os.path.getsize(f"{found.root}/{name}"), caption))
+    if not files:
+        why = f"; {len(refused)} refused ({refused[0].reason}: {refused[0].detail})" if refused else ""
+        raise ValueError(f"{flag} {folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder{why}")
+    return ImageFolder(found.root, files, True, tuple(sorted(refused, key=lambda r: r.rel)))
+
+
+def _is_image(rel: str) -> bool:
+    return PurePosixPath(rel).suffix.lower() in IMAGE_SUFFIXES
+
+
+def _sidecar(name: str) -> str:
+    return str(PurePosixPath(name).with_suffix(CAPTION_SUFFIX))
+
+
+def _list_store(folder: str, flag: str) -> ImageFolder:
     try:
-        fs, root = pafs.FileSystem.from_uri(folder if remote else os.path.abspath(local_root))
+        fs, root = pafs.FileSystem.from_uri(folder)
         info = fs.get_file_info(root)
     except (OSError, ValueError) as exc:
-        raise FileNotFoundError(f"{flag} {folder}: {exc}") from exc
+        raise FileNotFoundError(f"{flag} {redact(folder)}: {exc}") from exc
     if info.type != pafs.FileType.Directory:
-        raise FileNotFoundError(f"{flag} {folder} is neither a Lance dataset nor a folder")
+        raise FileNotFoundError(f"{flag} {redact(folder)} is neither a Lance dataset nor a folder")
     root = root.rstrip("/")
-    prefix = folder.rstrip("/") if remote else root
+    prefix = folder.rstrip("/")
     entries = {f.path[len(root):].lstrip("/"): f for f in fs.get_file_info(pafs.FileSelector(root, recursive=True))
                if f.type == pafs.FileType.File}
     files = []
     for name in sorted(entries):
-        if PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
+        if not _is_image(name):
             continue
-        sidecar = str(PurePosixPath(name).with_suffix(CAPTION_SUFFIX))
+        sidecar = _sidecar(name)
         caption = _read_caption(fs, entries[sidecar].path) if sidecar in entries else None
         files.append(FolderImage(f"{prefix}/{name}", name, entries[name].size or 0, caption))
     if not files:
-        raise ValueError(f"{flag} {folder}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
-    return ImageFolder(prefix, files, not remote)
+        raise ValueError(f"{flag} {redact(folder)}: no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in the folder")
+    return ImageFolder(prefix, files, False)

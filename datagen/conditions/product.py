@@ -103,7 +103,7 @@ def _plan_rows(images: str) -> tuple[Any, list[dict[str, Any]], str | None]:
     return ItemRange(ds.count_rows(), partial(_row_item, ref)), [source], node.get("content_hash") or ref
 
 
-def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str]:
+def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str, list[Reject]]:
     from datagen.conditions.image_folder import list_images
     from datagen.store import lineage
 
@@ -116,7 +116,7 @@ def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str]:
     source = {"kind": "images", "uri": folder.root, "content_hash": content_hash, "files": len(items)}
     if not folder.local:
         source["listing_hash"] = folder.listing_hash()
-    return items, [source], content_hash or source["listing_hash"]
+    return items, [source], content_hash or source["listing_hash"], [r.reject() for r in folder.refused]
 
 
 def preflight(cfg: ConditionsConfig) -> dict:
@@ -133,8 +133,8 @@ def plan(cfg: ConditionsConfig) -> Plan:
     annotators = preflight(cfg)
     base, _ = lance_io.split_version(cfg.images)
     is_dataset = base.endswith(".lance") or lance_io.exists(base)
-    items, sources, identity = _plan_rows(cfg.images) if is_dataset else _plan_folder(cfg.images)
-    return Plan(items=items, sources=sources,
+    items, sources, identity, refused = (*_plan_rows(cfg.images), []) if is_dataset else _plan_folder(cfg.images)
+    return Plan(items=items, sources=sources, pre_rejects=refused,
                 content={"images": identity, "annotators": {n: a.version for n, a in annotators.items()}})
 
 

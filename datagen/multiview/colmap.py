@@ -40,6 +40,7 @@ CAMERA_MODELS = {
 }
 MODEL_IDS = {name: (mid, n) for mid, (name, n) in CAMERA_MODELS.items()}
 MAX_RECORDS = 1_000_000
+MAX_FILE_BYTES = 1 << 30  # a pose file is read whole; one from the wild may not be a disk's worth
 
 
 class PoseFileError(Rejected):
@@ -118,6 +119,7 @@ def _pose(q: list[float], t: list[float], where: str) -> CameraPose:
 
 def _text_lines(path: Path) -> list[tuple[int, str]]:
     try:
+        _check_size(path)
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PoseFileError("malformed_pose_file", f"{path.name}: {exc}") from None
@@ -167,9 +169,15 @@ def _read_images_txt(path: Path) -> dict[int, ImageRecord]:
     return imgs
 
 
+def _check_size(path: Path) -> None:
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise PoseFileError("malformed_pose_file", f"{path.name}: larger than {MAX_FILE_BYTES:,} bytes")
+
+
 class _Reader:
     def __init__(self, path: Path):
         try:
+            _check_size(path)
             self.buf = path.read_bytes()
         except OSError as exc:
             raise PoseFileError("malformed_pose_file", f"{path.name}: {exc}") from None

@@ -12,17 +12,21 @@ from typing import Any
 
 import numpy as np
 
+from datagen.folder_listing import refuse_links_out
+from datagen.multiview.capture import TASK
 from datagen.multiview.config import MultiviewConfig
 from datagen.multiview.samples import multiview_samples
 from datagen.product import Item, Plan, Product
+from datagen.schema import Reject
 from datagen.scoring import specs
 
 CAPTURE_MARKS = ("images", "frame_annotations.jgz", "sparse")
 
 
-def find_captures(root: str | Path) -> list[Path]:
+def find_captures(root: str | Path) -> tuple[list[Path], list[Reject]]:
     """Capture folders under `root`: any folder holding `images/` (MVImageNet) or
-    `frame_annotations.jgz` (CO3D); `root` itself may be one."""
+    `frame_annotations.jgz` (CO3D); `root` itself may be one. A capture with an entry that
+    links outside `root` is refused (a reject for the plan), never read."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"--captures {root} is not a folder")
@@ -34,7 +38,7 @@ def find_captures(root: str | Path) -> list[Path]:
     if not roots:
         raise ValueError(f"no captures under {root}: expected folders with images/ + sparse/0 (MVImageNet/COLMAP) "
                          "or frame_annotations.jgz (CO3D)")
-    return roots
+    return refuse_links_out(roots, root, TASK)
 
 
 def preflight(cfg: MultiviewConfig) -> None:
@@ -45,10 +49,10 @@ def plan(cfg: MultiviewConfig) -> Plan:
     from datagen.store import lineage
 
     preflight(cfg)
-    roots = find_captures(cfg.captures)
+    roots, refused = find_captures(cfg.captures)
     paths = [str(p.resolve()) for p in roots]
     hashes = [lineage.dir_hash(p) for p in roots]
-    return Plan(items=[Item(i, source=p) for i, p in enumerate(paths)],
+    return Plan(items=[Item(i, source=p) for i, p in enumerate(paths)], pre_rejects=refused,
                 sources=[{"kind": "capture", "uri": p, "content_hash": h} for p, h in zip(paths, hashes)],
                 content={"captures": hashes})
 

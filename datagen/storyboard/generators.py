@@ -8,7 +8,11 @@ HTTP protocol (JSON over POST), kept minimal so any server can speak it:
     request  {"prompt": str, "negative_prompt": str, "seed": int, "width": int, "height": int,
               "references": [base64 PNG, ...]}
     response {"image": base64 PNG/JPEG} with Content-Type application/json, or the raw image bytes.
-The answer is untrusted and goes through the guarded `load_image`.
+The answer is untrusted: it comes through `datagen.backends.http_client` (one total deadline,
+a size cap, no redirects, no secret in any failure detail) and then the guarded `load_image`.
+Keys go in headers, per origin, from the environment or a file (`http_client.credential_headers`),
+never in the URL: `generator_kind` refuses user:password@, query strings and fragments, because
+the spec is stored in the lineage record, the card and the logs.
 """
 
 from __future__ import annotations
@@ -16,12 +20,13 @@ from __future__ import annotations
 import base64
 import inspect
 import json
-import urllib.error
-import urllib.request
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
+from datagen.backends import http_client
+from datagen.backends.urls import redact, refuse_credentials
 from datagen.images import ImageRejected, encode_png, load_image, to_rgb
 from datagen.rejection import Rejected
 from datagen.scoring.tiny_models import is_tiny_random
@@ -117,17 +122,36 @@ def _tiny_pipeline(folder: Path) -> bool:
 
 
 class HTTPGenerator:
-    def __init__(self, url: str, *, timeout_s: float = 120.0, headers: dict[str, str] | None = None, negative_prompt: str = ""):
+    """Panels from an HTTP endpoint (protocol above).
+
+    `timeout_s` is the total deadline of one request, from name lookup to the last byte;
+    `max_bytes` caps the answer. `headers` (from code) add to the ones keyed to the URL's
+    origin in `headers_file` / the environment (`http_client.credential_headers`); none of
+    them is ever stored. `tag` names the backend by host and port only.
+    """
+
+    def __init__(self, url: str, *, timeout_s: float = 120.0, headers: dict[str, str] | None = None,
+                 negative_prompt: str = "", max_bytes: int = http_client.DEFAULT_MAX_BYTES,
+                 headers_file: str | Path | None = None):
         self.url = url
         self.timeout_s = timeout_s
+        self.max_bytes = max_bytes
+        self.headers_file = headers_file
         self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.negative_prompt = negative_prompt
         self.reference_mode = "http"
-        self.tag = f"http@1+{url.split('://')[-1].split('/')[0]}"
+        self.tag = f"http@1+{_host_port(url)}"
+        self._credentials: dict[str, str] | None = None
+
+    def __getstate__(self) -> dict:
+        # Shipped to a worker (or spilled to disk by Ray): keys are read again there, not carried.
+        return {**self.__dict__, "_credentials": None}
 
     def setup(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"HTTP generator URL must start with http:// or https://, got {self.url!r}")
+        if self._credentials is not None:
+            return
+        http_client.check_url(self.url, "HTTP generator URL")
+        self._credentials = http_client.credential_headers(self.url, headers_file=self.headers_file)
 
     def generate(self, prompt: str, *, seed: int, width: int, height: int, references: list[np.ndarray]) -> np.ndarray:
         self.setup()
@@ -139,33 +163,46 @@ class HTTPGenerator:
             "height": int(height),
             "references": [base64.b64encode(encode_png(to_rgb(r))).decode("ascii") for r in references],
         }
-        req = urllib.request.Request(self.url, json.dumps(body).encode(), self.headers, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout_s) as resp:
-                ctype = resp.headers.get("Content-Type", "")
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            raise GenerationFailed("generator_http_error", f"HTTP {exc.code}: {exc.read()[:300]!r}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            raise GenerationFailed("generator_unreachable", f"{type(exc).__name__}: {exc}") from exc
-        if "json" in ctype:
+            answer = http_client.post(self.url, json.dumps(body).encode(),
+                                      headers={**self._credentials, **self.headers},
+                                      deadline_s=self.timeout_s, max_bytes=self.max_bytes)
+        except http_client.HTTPFailure as exc:
+            raise GenerationFailed(f"generator_{exc.reason}", exc.detail) from None
+        raw = answer.body
+        if "json" in answer.content_type:
             try:
                 raw = base64.b64decode(json.loads(raw)["image"], validate=True)
             except (ValueError, KeyError, TypeError) as exc:
-                raise GenerationFailed("generator_bad_response", f"JSON without a base64 'image': {exc}") from exc
+                why = f"JSON without a base64 'image' ({type(exc).__name__})"  # never the body: it may echo keys
+                raise GenerationFailed("generator_bad_response", why) from None
         try:
             return load_image(raw, keep_alpha=False).pixels
         except ImageRejected as exc:
             raise GenerationFailed(exc.reason, f"generator answer: {exc.detail}") from exc
 
 
+def _host_port(url: str) -> str:
+    """host[:port] of `url`, nothing else of it (no user:password@, no query)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        return f"{host}:{parts.port}" if parts.port is not None else host
+    except ValueError:
+        return "invalid-url"
+
+
 def generator_kind(spec: str) -> str:
-    """"http" or "diffusers" for a `--generator` spec; ValueError for anything else (no I/O)."""
+    """"http" or "diffusers" for a `--generator` spec; ValueError for anything else (no I/O).
+
+    The spec is stored (config, lineage, card, sample sources), so an http(s) spec with
+    user:password@, a ?query or a #fragment is refused; the error shows it redacted."""
     if spec.startswith(("http://", "https://")):
+        refuse_credentials(spec, "--generator", query=True, where=http_client.CREDENTIALS_HELP)
         return "http"
     if spec.startswith("diffusers:") and len(spec) > len("diffusers:"):
         return "diffusers"
-    raise ValueError(f"--generator {spec!r}: use diffusers:/path/to/pipeline or an http(s):// endpoint")
+    raise ValueError(f"--generator {redact(spec)!r}: use diffusers:/path/to/pipeline or an http(s):// endpoint")
 
 
 def make_generator(spec: str) -> DiffusersGenerator | HTTPGenerator:

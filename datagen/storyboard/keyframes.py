@@ -1,7 +1,11 @@
 """Storyboards from one video: a keyframe per shot, kept while the subject stays the same.
 
 Input is what the video stage already has - sampled frames and their shot ids (from
-`datagen.video`'s cut detection) - so decoding is the flow's business, not ours:
+`datagen.video`'s cut detection) - so decoding is the flow's business, not ours. The product
+passes `datagen.video.keyframes.frames_with_shots`, which streams the video and hands over
+only each shot's candidate keyframe for at most `MAX_SHOTS` shots (an even spread of a
+longer video), so memory and the pairwise reference search below are bounded by that cap,
+not by the video's length; any list of frames works too:
 
 1. one keyframe per shot: the sharpest sampled frame of the shot;
 2. the character reference comes from one shot: among shots whose keyframe passes the

@@ -16,7 +16,7 @@ from datagen.schema import Reject
 from datagen.scoring import specs
 from datagen.storyboard.config import TASK, StoryboardConfig
 from datagen.storyboard.generators import make_generator
-from datagen.video.sources import inputs_digest, list_videos, video_items
+from datagen.video.sources import plan_videos
 
 __all__ = ["PRODUCT", "StoryboardConfig", "StoryboardItems", "plan"]
 
@@ -39,8 +39,7 @@ def plan(cfg: StoryboardConfig) -> Plan:
     if cfg.generator:
         return Plan(items=ItemRange(cfg.num, partial(_generator_item, cfg.generator)),
                     sources=[{"kind": "generator", "uri": cfg.generator, "content_hash": None}])
-    files = list_videos(cfg.videos)
-    return Plan(items=video_items(files), sources=[v.source() for v in files], content=inputs_digest(files))
+    return plan_videos(cfg.videos, TASK)
 
 
 class StoryboardItems:

@@ -9,7 +9,11 @@ Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arr
 time order; each is measured once (working-size grey, colour histogram, sharpness,
 exposure); consecutive frames are compared for cuts; the pair planner completes pairs
 within the current shot; cut and stitched cross-transition pairs are cut from the same
-stream. Memory holds only the open anchors, never the whole video.
+stream. Memory holds the open anchors and the kept pairs, never the whole video: at most
+`max_pairs_per_video` samples of every kind (within-shot, cut and stitched pairs count
+alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
+at `max_store_side` (200 pairs of 1024x576: ~0.7 GB at worst, frames shared between pairs
+counted once), whatever the video's length or number of cuts.
 
 Every input is accounted for: a video either yields samples and/or pair-level rejects, or
 exactly one video-level reject (unreadable, truncated, too small, ...).
@@ -44,6 +48,9 @@ from datagen.video.transitions import plan_stitches, recrop
 GENERATOR = "datagen.video@1"
 TASK_PAIR = "video.pair"
 TASK_TRANSITION = "video.transition"
+# Pair-level reject rows kept per video; past it they are counted in one `rejects_capped`
+# row. A 4-hour black video sampled at 30 fps would otherwise hold (and write) ~10^5 rows.
+MAX_PAIR_REJECTS = 1000
 
 
 def process_video(
@@ -144,6 +151,7 @@ class _VideoRun:
         self.seen = PairIndex(config.max_phash_distance)
         self.samples: list[Sample] = []
         self.rejects: list[Reject] = []
+        self.rejects_dropped = 0
         self.prev: _Frame | None = None
         self.shot = 0
         self.n_frames = 0
@@ -166,7 +174,7 @@ class _VideoRun:
                 self._pairs(self.planner.close_shot(prev, prev.grid))
                 self.shot += 1
                 f.shot = self.shot
-                if self.config.cut_pairs:
+                if self.config.cut_pairs and not self.full:
                     self._transition(prev, f, "cut", {"hist_distance": cut.hist_distance,
                                                       "alignment": cut.alignment})  # fmt: skip
         self._pairs(self.planner.push(f, grid))
@@ -176,14 +184,26 @@ class _VideoRun:
     def finish(self) -> None:
         if self.prev is not None:
             self._pairs(self.planner.close_shot(self.prev, self.prev.grid))
+        if self.rejects_dropped:
+            self.rejects.append(Reject(
+                reason="rejects_capped", detail=f"{self.rejects_dropped} more rejected pairs not listed (the first "
+                f"{MAX_PAIR_REJECTS} are)", source=self.source, task=TASK_PAIR, stage="filter",
+                meta={"video_id": self.video_id, "unlisted": self.rejects_dropped}, generator=GENERATOR,
+            ))  # fmt: skip
+
+    @property
+    def full(self) -> bool:
+        """The per-video cap (`max_pairs_per_video`, every kind of pair) is reached: nothing more
+        is measured or held, so a strobe (a cut at every sampled frame) costs no more than a pan."""
+        return len(self.samples) >= self.config.max_pairs_per_video
 
     def _pairs(self, pairs: list[tuple[_Frame, _Frame, float]]) -> None:
         for a, b, drawn in pairs:
-            if len(self.samples) < self.config.max_pairs_per_video:
+            if not self.full:
                 self._pair(a, b, drawn)
 
     def _stitch(self, f: _Frame) -> None:
-        if not self.stitches:
+        if not self.stitches or self.full:
             return
         ta, tb = self.stitches[0]
         if self.stitch_a is None and f.grid >= ta - self.half:
@@ -203,6 +223,9 @@ class _VideoRun:
                                original_size=self.original, raft_dir=c.raft_dir)  # fmt: skip
 
     def _reject(self, reason: str, detail: str, a: _Frame, b: _Frame, task: str, meta: dict) -> None:
+        if len(self.rejects) >= MAX_PAIR_REJECTS:
+            self.rejects_dropped += 1
+            return
         self.rejects.append(Reject(
             reason=reason, detail=detail, source=f"{self.source}#t={a.time:.3f},{b.time:.3f}", task=task,
             stage="filter", meta={"video_id": self.video_id, **meta}, generator=GENERATOR,

@@ -10,16 +10,15 @@ import numpy as np
 
 from datagen.product import Item, Plan, Product
 from datagen.video.config import VideoPairsConfig
-from datagen.video.process import check_models, process_video
-from datagen.video.sources import inputs_digest, list_videos, video_items
+from datagen.video.process import TASK_PAIR, check_models, process_video
+from datagen.video.sources import plan_videos
 
 __all__ = ["PRODUCT", "VideoPairItems", "VideoPairsConfig", "plan"]
 
 
 def plan(cfg: VideoPairsConfig) -> Plan:
     check_models(cfg)  # a missing model folder fails here, before any work
-    files = list_videos(cfg.videos)
-    return Plan(items=video_items(files), sources=[v.source() for v in files], content=inputs_digest(files))
+    return plan_videos(cfg.videos, TASK_PAIR)
 
 
 class VideoPairItems:

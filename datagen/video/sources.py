@@ -6,6 +6,12 @@ path (a bounded copy for s3:// and other stores), so neither product touches a s
 Samples name a video by its path relative to the listed root (`video_id`), so the same
 videos in another folder give the same bytes.
 
+A local folder is listed by `datagen.folder_listing`: a video that is a link resolving
+outside the folder (or a broken link) is refused with a pre-reject (`plan_videos`), never
+read. A store URI with user:password@ is refused: the URI is stored in every sample's
+sources, the lineage record and the card; store credentials come from the environment
+(AWS_ACCESS_KEY_ID, ... for pyarrow's S3).
+
 Identity of a file (lineage source and content key):
 - a local file: the sha256 of its bytes, read at plan time;
 - an object-store file: its size and modification time from the store's listing (pyarrow
@@ -23,7 +29,9 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from datagen.product import INPUT_FILE, Item
+from datagen.backends.urls import redact, refuse_credentials
+from datagen.folder_listing import Refused, list_folder
+from datagen.product import INPUT_FILE, Item, Plan
 from datagen.store.lineage import file_hash
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif", ".mpg", ".mpeg", ".ts"}
@@ -48,26 +56,56 @@ def _remote(root: str) -> bool:
 
 def list_videos(root: str) -> list[VideoFile]:
     """Every video file under `root`, sorted by URI. Raises before any work when there is none."""
-    local = not _remote(root)
-    where = os.path.abspath(root[len("file://"):] if root.startswith("file://") else root) if local else root
+    return scan_videos(root)[0]
+
+
+def plan_videos(root: str, task: str) -> Plan:
+    """The plan both video products share: one item per video, refused links as pre-rejects."""
+    files, refused = scan_videos(root)
+    return Plan(items=video_items(files), sources=[v.source() for v in files], content=inputs_digest(files),
+                pre_rejects=[r.reject(task=task) for r in refused])
+
+
+def scan_videos(root: str) -> tuple[list[VideoFile], list[Refused]]:
+    """The video files under `root` and the entries refused (links out of a local folder)."""
+    if _remote(root):
+        refuse_credentials(root, "--videos", where="give store credentials in the environment")
+        return _list_store(root), []
+    where = os.path.abspath(root[len("file://"):] if root.startswith("file://") else root)
+    if not os.path.isdir(where):
+        raise FileNotFoundError(f"--videos {root} is not a folder or prefix")
+    found = list_folder(where, keep=_is_video)
+    files = []
+    for rel in found.files:
+        uri = f"{found.root}/{rel}"
+        files.append(VideoFile(uri, rel, os.path.getsize(uri), "sha256:" + file_hash(uri)))
+    if not files:
+        refused = f"; {len(found.refused)} refused: {found.refused[0].detail}" if found.refused else ""
+        raise ValueError(f"--videos {root}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))}){refused}")
+    return files, found.refused
+
+
+def _is_video(rel: str) -> bool:
+    return PurePosixPath(rel).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _list_store(root: str) -> list[VideoFile]:
     try:
-        fs, base = pafs.FileSystem.from_uri(where)
+        fs, base = pafs.FileSystem.from_uri(root)
         info = fs.get_file_info(base)
     except (OSError, ValueError) as exc:  # unknown scheme, unreachable store
-        raise FileNotFoundError(f"--videos {root}: cannot list it ({type(exc).__name__}: {exc})") from exc
+        raise FileNotFoundError(f"--videos {redact(root)}: cannot list it ({type(exc).__name__}: {exc})") from exc
     if info.type != pafs.FileType.Directory:
-        raise FileNotFoundError(f"--videos {root} is not a folder or prefix")
-    prefix = base if local else root.rstrip("/")
+        raise FileNotFoundError(f"--videos {redact(root)} is not a folder or prefix")
+    prefix = root.rstrip("/")
     found = []
     for f in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
-        if f.type != pafs.FileType.File or PurePosixPath(f.path).suffix.lower() not in VIDEO_SUFFIXES:
+        if f.type != pafs.FileType.File or not _is_video(f.path):
             continue
         rel = f.path[len(base):].lstrip("/")
-        uri = f"{prefix}/{rel}"
-        identity = "sha256:" + file_hash(uri) if local else f"size:{f.size},mtime_ns:{f.mtime_ns}"
-        found.append(VideoFile(uri, rel, int(f.size or 0), identity))
+        found.append(VideoFile(f"{prefix}/{rel}", rel, int(f.size or 0), f"size:{f.size},mtime_ns:{f.mtime_ns}"))
     if not found:
-        raise ValueError(f"--videos {root}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        raise ValueError(f"--videos {redact(root)}: no video files ({', '.join(sorted(VIDEO_SUFFIXES))})")
     return sorted(found, key=lambda v: v.uri)
 
 
