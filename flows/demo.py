@@ -46,6 +46,7 @@ def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
 @flow(name="unimontage-demo")
 def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
+    from datagen.collage import TASKS
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
     from flows.datasets import flow_for
@@ -53,7 +54,7 @@ def demo_flow(workers: int = 2) -> dict:
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
-    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=17 * 12, seed=0, size=256,
+    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=len(TASKS) * 12, seed=0, size=256,
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
     # Condition maps of the collage targets: a second dataset whose lineage points at the first.
