@@ -57,9 +57,11 @@ def demo_flow(workers: int = 2) -> dict:
     results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=len(TASKS) * 12, seed=0, size=256,
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
-    # Condition maps of the collage targets: a second dataset whose lineage points at the first.
+    # Condition maps of the collage targets: a second dataset whose lineage points at the first. The
+    # subject tasks' references stay inputs of their rows' samples (ref.conditioned).
     results["conditions"] = flow_for("conditions")(out=str(DATA / "conditions.lance"), images=collage_ref,
-                                                   kinds="canny,lineart_standard,seg", workers=workers)
+                                                   kinds="canny,lineart_standard,seg", with_references=True,
+                                                   workers=workers)
     captures = DATA / "sources" / "captures"
     if not (captures / "demo").is_dir():
         make_demo_captures(captures, seed=0, n_views=16)
