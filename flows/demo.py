@@ -78,6 +78,8 @@ def demo_flow(workers: int = 2) -> dict:
             make_storyboard_clip(stories, seed=seed)
     results["storyboard"] = flow_for("storyboard")(out=str(DATA / "storyboard.lance"), videos=str(stories),
                                             workers=workers)
+    # Style samples from the built-in looks (no weights): content + style -> stylised content, ...
+    results["style"] = flow_for("style")(out=str(DATA / "style.lance"), num=3 * 12, workers=workers)
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
     return {"datasets": results, "training": training}
