@@ -37,7 +37,7 @@ def _one(cfg: ConditionsConfig, row: dict) -> Sample:
 
 def test_reference_rows_keep_their_references(rows):
     cfg = ConditionsConfig(images="unused", kinds=("canny", "seg"), with_references=True, multi_prob=0.0)
-    for task in ("ref.subjects_varied", "ref.canvas", "edit.subject", "ref.subject"):
+    for task in ("ref.subjects_varied", "ref.canvas", "ref.subject"):
         source = from_row(rows[task])
         refs = [p for p in source.inputs if p.role == "reference"]
         s = _one(cfg, rows[task])
@@ -57,7 +57,13 @@ def test_reference_rows_keep_their_references(rows):
             got = [r.mask for r in s.regions if r.side == "input" and r.image == j]
             assert len(got) == len(want) >= 1 and all(np.array_equal(a, b) for a, b in zip(got, want))
         assert any(r.side == "output" for r in s.regions)
-    # No reference to keep (an edit's source is a scene, not a subject): an ordinary ref.<kind>.
+    # The new subject tasks carry a caption of their output: it becomes the prompt.
+    s = _one(cfg, rows["ref.subjects_varied"])
+    cap = from_row(rows["ref.subjects_varied"]).meta["caption"]
+    assert s.meta["prompt"] == cap[0].upper() + cap[1:] + "." and s.instruction.endswith(s.meta["prompt"])
+    # An edit's output depends on its source scene too, and an edit.add has no reference at all:
+    # ordinary ref.<kind> samples.
+    assert _one(cfg, rows["edit.subject"]).task == "ref.canny"
     assert _one(cfg, rows["edit.add"]).task == "ref.canny"
 
 

@@ -62,7 +62,10 @@ def _words(objects, cells, first_input: int) -> dict[str, str]:
 
 
 def _meta(objects, cells, refs, first_input: int, canvas: scene.Scene) -> dict:
+    everything = instructions.listing([palette.article(o.name) for o in canvas.objects])
     return {
+        # What the output shows, for products that need a caption of it (conditions).
+        "caption": f"{everything} on {palette.article(canvas.background.name)}",
         "subjects": [o.name for o in objects],
         "positions": list(cells),
         "boxes_px": [list(o.box) for o in objects],

@@ -4,9 +4,10 @@ Sources: a folder of images on local disk or object storage (captions from `<ste
 each item a "file" input the harness makes local; or any UniMontage Lance dataset, pinned
 to a version, each item a "row" input the harness reads (one `take` per shard) and this
 product decodes (its first output image, with its exact regions for `seg` where they cover
-every object: see `SEGMENTED_TASKS`). With `with_references`, a stored row whose inputs show
-the subject (role "reference": collage subject tasks, storyboards, multi-view) keeps them as
-inputs: reference(s) + map(s) -> the image, task `ref.conditioned` (iMontage).
+every object: see `SEGMENTED_TASKS`). With `with_references`, a stored row made from reference
+images alone (role "reference", maybe beside a blank canvas: collage ref.subject*, ref.canvas,
+storyboards, multi-view) keeps them as inputs: reference(s) + map(s) -> the image, task
+`ref.conditioned` (iMontage).
 """
 
 from __future__ import annotations
@@ -65,9 +66,9 @@ class ConditionsConfig(ProductConfig):
     weights: str | None = param(None, "Local weights: a root holding Annotators/ (controlnet_aux layout) and "
                                 "Depth-Anything-V2-Small-hf/, or one of those folders.", content=False)
     multi_prob: float = param(0.3, "Probability that a sample combines 2-3 maps.", min=0.0, max=1.0)
-    with_references: bool = param(False, "Lance rows with reference inputs (collage ref.subject*, ref.canvas, "
-                                  "edit.subject*, storyboards, multi-view) keep them as inputs: reference(s) + "
-                                  "map(s) -> image, task ref.conditioned (iMontage's conditioned reference).")
+    with_references: bool = param(False, "Lance rows made from reference images alone (collage ref.subject*, "
+                                  "ref.canvas, storyboards, multi-view) keep them as inputs: reference(s) + map(s) "
+                                  "-> image, task ref.conditioned (iMontage's conditioned reference).")
 
     def validate(self) -> None:
         object.__setattr__(self, "kinds", resolve_kinds(self.kinds))

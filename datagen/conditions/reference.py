@@ -7,9 +7,9 @@ its one output is the image they were computed from, and its instruction names e
 `ref.multi` for several. Maps that carry no signal are rejects with a reason, never empty
 samples: a pose map without a person is `no_person`, any other blank map `empty_condition`.
 
-Conditioned reference (iMontage): when the source image came with reference images (a
-collage subject task's references, a storyboard's character, a multi-view reference view),
-they can stay inputs: reference(s) + map(s) -> the image, task `ref.conditioned`. The
+Conditioned reference (iMontage): when the source image was made from reference images alone
+(a collage subject composition's references, a storyboard's character, a multi-view reference
+view), they can stay inputs: reference(s) + map(s) -> the image, task `ref.conditioned`. The
 references come first (`<image 1..R>`, role "reference", with their regions), the maps follow.
 """
 
@@ -252,6 +252,8 @@ class ReferenceSource:
 
 
 CAPTION_KEYS = ("caption", "prompt", "text")
+# Inputs a conditioned-reference sample may stand on: the references and a blank canvas.
+REFERENCE_ONLY_ROLES = {"reference", "canvas"}
 
 
 def source_from_file(path: str | Path, caption_suffix: str | None = ".txt", source_id: str | None = None,
@@ -276,8 +278,9 @@ def source_from_sample(sample: Sample, side: str = "output", image: int = 0,
                        references: bool = False) -> ReferenceSource | Reject:
     """One image of a stored sample (any UniMontage dataset), its caption from meta and the
     regions drawn on it. An edit instruction is not a caption, so it is never used as one.
-    With `references`, the sample's inputs of role "reference" come along (a scene or a blank
-    canvas input does not: only what shows the subject)."""
+    With `references`, the sample's inputs of role "reference" come along when they are all the
+    output was made from (a blank canvas besides them is fine). An edit's output also depends on
+    its source scene, which a map would have to stand in for: such rows keep no references."""
     pictures = sample.outputs if side == "output" else sample.inputs
     source_id = f"{sample.sample_id or sample.index}#{side}{image}"
     if not 0 <= image < len(pictures):
@@ -287,7 +290,8 @@ def source_from_sample(sample: Sample, side: str = "output", image: int = 0,
     regions = [r for r in sample.regions if r.side == side and r.image == image]
     refs: list[Picture] = []
     ref_regions: list[Region] = []
-    if references and side == "output":
+    roles = {p.role for p in sample.inputs}
+    if references and side == "output" and "reference" in roles and roles <= REFERENCE_ONLY_ROLES:
         for i, pic in enumerate(sample.inputs):
             if pic.role == "reference":
                 ref_regions += [Region(r.name, "input", len(refs), r.mask, r.box) for r in sample.regions
