@@ -16,6 +16,7 @@ _REGISTERED: dict[str, str] = {
     "storyboard": "datagen.storyboard.product:PRODUCT",
     "conditions": "datagen.conditions.product:PRODUCT",
     "multiview": "datagen.multiview.product:PRODUCT",
+    "style": "datagen.style.product:PRODUCT",
 }
 _LOADED: dict[str, Product] = {}
 

@@ -1,7 +1,9 @@
 """The one record every UniMontage dataset shares: a many-to-many sample.
 
-N input images + an instruction -> M output images (iMontage's framing; MIGE treats
-subject generation as editing a blank canvas, so N may be 0). Every dataset uses
+N input images + an instruction -> M output images (iMontage's framing). N may be 0: plain
+text-to-image (t2i.*). MIGE's subject generation is not that case: it edits a blank canvas,
+so its samples have N >= 2 inputs (the blank canvas, then one or more subject references;
+collage task ref.canvas). Every dataset uses
 `SAMPLE_SCHEMA`, so the trainer can mix any of them; every rejected input becomes one row
 of `REJECT_SCHEMA` in `<dataset>_rejects`, so inputs = kept + rejected for every run.
 

@@ -43,6 +43,7 @@ def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
 @flow(name="unimontage-demo")
 def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
+    from datagen.collage import TASKS
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
     from flows.datasets import flow_for
@@ -50,12 +51,14 @@ def demo_flow(workers: int = 2) -> dict:
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
-    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=17 * 12, seed=0, size=256,
+    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=len(TASKS) * 12, seed=0, size=256,
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
-    # Condition maps of the collage targets: a second dataset whose lineage points at the first.
+    # Condition maps of the collage targets: a second dataset whose lineage points at the first. The
+    # subject tasks' references stay inputs of their rows' samples (ref.conditioned).
     results["conditions"] = flow_for("conditions")(out=str(DATA / "conditions.lance"), images=collage_ref,
-                                                   kinds="canny,lineart_standard,seg", workers=workers)
+                                                   kinds="canny,lineart_standard,seg", with_references=True,
+                                                   workers=workers)
     captures = DATA / "sources" / "captures"
     if not (captures / "demo").is_dir():
         make_demo_captures(captures, seed=0, n_views=16)
@@ -72,6 +75,8 @@ def demo_flow(workers: int = 2) -> dict:
             make_storyboard_clip(stories, seed=seed)
     results["storyboard"] = flow_for("storyboard")(out=str(DATA / "storyboard.lance"), videos=str(stories),
                                             workers=workers)
+    # Style samples from the built-in looks (no weights): content + style -> stylised content, ...
+    results["style"] = flow_for("style")(out=str(DATA / "style.lance"), num=3 * 12, workers=workers)
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
     return {"datasets": results, "training": training}

@@ -51,9 +51,11 @@ class DiTConfig:
     qkv_bias: bool = True
     long_skips: bool = True
     # Each output token also receives the patches of every input at its own cell (channel
-    # concat, as InstructPix2Pix / DreamOmni condition on the source). The network must learn
-    # to use it (zero init), but copying untouched pixels no longer waits for attention to
-    # become sharp. Needs inputs of the outputs' size, which the batch contract already asks.
+    # concat, as InstructPix2Pix conditions on the source). DreamOmni avoids channel concat and
+    # conditions only by joint attention over the concatenated tokens, which this model always
+    # does: align_inputs=False is that paper's setup; True adds the shortcut on top. The network
+    # must learn to use it (zero init), but copying untouched pixels no longer waits for attention
+    # to become sharp. Needs inputs of the outputs' size, which the batch contract already asks.
     align_inputs: bool = True
     max_inputs: int = 4
     max_outputs: int = 4

@@ -38,11 +38,17 @@ META_KEYS = {
     "ref.canny": {"canny_low", "canny_high", "canny_aperture", "canny_l2"},
     "ref.seg": {"labels", "background_rgb", "label_alpha"},
     "ref.subject": {"neutral_rgb", "positions", "boxes_px"},
+    "ref.subject_varied": {"subjects", "positions", "boxes_px", "references", "caption"},
+    "ref.subjects_varied": {"subjects", "positions", "boxes_px", "references", "caption"},
+    "ref.canvas": {"subjects", "positions", "boxes_px", "references", "canvas_rgb", "caption"},
+    "edit.subject": {"subjects", "positions", "boxes_px", "references", "others", "caption"},
+    "edit.subjects": {"subjects", "positions", "boxes_px", "references", "others", "caption"},
     "seg.mask": {"object", "colour", "rgb", "opacity"},
     "det.box": {"object", "colour", "rgb", "thickness", "gap"},
     "edit.multiturn": {"turns", "start_objects"},
 }
-INPUTS = {"t2i.text": 0, "t2i.shapes": 0, "t2i.layout": 0, "inpaint": 2, "ref.subject": None}
+INPUTS = {"t2i.text": 0, "t2i.shapes": 0, "t2i.layout": 0, "inpaint": 2, "ref.subject": None, "edit.subject": 2,
+          "edit.subjects": None, "ref.canvas": None, "ref.subjects_varied": None}
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +67,8 @@ def _make(task: str, pack, index: int, seed: int = 5, size: int = SIZE) -> Sampl
     return got
 
 
-def test_tasks_are_the_seventeen_families():
-    assert len(TASKS) == 17 and len(set(TASKS)) == 17
+def test_tasks_are_the_twenty_two_families():
+    assert len(TASKS) == 22 and len(set(TASKS)) == 22
     assert TASKS[0] == "t2i.text" and TASKS[-1] == "edit.multiturn"
     assert set(META_KEYS) == set(TASKS)
 
@@ -118,7 +124,7 @@ def test_every_task_many_indices_zero_checker_failures(pack):
             if reason:
                 failures.append((task, i, reason))
     assert not failures, failures[:10]
-    assert len(rejects) <= 2, rejects  # < 1% of 340 draws
+    assert len(rejects) <= 2, rejects  # < 1% of 440 draws
 
 
 def test_other_sizes(pack):

@@ -50,7 +50,7 @@ def test_config_resolves_kinds_and_enforces_bounds(tmp_path):
     cfg = ConditionsConfig(images="x", kinds="pose, depth,seg,canny,pose")
     assert cfg.kinds == ("openpose", "depth_anything", "seg_regions", "canny")  # aliases resolved, once each
     assert ConditionsConfig.from_dict(cfg.to_dict()) == cfg
-    assert set(cfg.content()) == {"kinds", "multi_prob"}  # where images and weights sit is not content
+    assert set(cfg.content()) == {"kinds", "multi_prob", "with_references"}  # where images and weights sit is not content
     prod = products.get("conditions")
     assert prod.uses_actors(cfg) and not prod.uses_actors(cfg.replace(kinds=("canny", "seg")))
     with pytest.raises(ValueError, match="unknown condition kind 'nope'"):

@@ -84,7 +84,8 @@ def test_colmap_round_trip(tmp_path, fmt):
 
 def test_multiview_samples_words_match_the_poses(tmp_path):
     poses = write_colmap_capture(tmp_path / "cat" / "obj1", n=10)
-    config = cfg(min_extra=2, max_extra=3, samples_per_capture=3, min_step_deg=20, max_step_deg=30)
+    config = cfg(min_extra=2, max_extra=3, samples_per_capture=3, min_step_deg=20, max_step_deg=30,
+                 motion_phrasing="reference")
     samples, rejects = multiview_samples(tmp_path / "cat" / "obj1", config, sample_rng(5, 0))
     assert samples and rejects == []
     for s in samples:
@@ -109,6 +110,26 @@ def test_multiview_samples_words_match_the_poses(tmp_path):
     row = samples_table(samples[:1]).to_pylist()[0]
     back = from_row(row)
     assert back.meta["motion"] == samples[0].meta["motion"] and len(back.outputs) == len(samples[0].outputs)
+
+
+def test_adjacent_phrasing_is_the_default(tmp_path):
+    """iMontage words the motion from each view to the next; the reference phrasing stays a template."""
+    poses = write_colmap_capture(tmp_path / "cat" / "obj1", n=10)
+    config = cfg(min_extra=2, max_extra=3, samples_per_capture=3, min_step_deg=20, max_step_deg=30)
+    assert config.motion_phrasing == "adjacent"
+    samples, _ = multiview_samples(tmp_path / "cat" / "obj1", config, sample_rng(5, 0))
+    assert samples
+    for s in samples:
+        views = [int(s.meta["reference_view"][:3])] + [int(v[:3]) for v in s.meta["views"]]
+        assert s.meta["motion_phrasing"] == "adjacent" and s.meta["caption_source"] == "poses"
+        assert "each" in s.instruction or "step by step" in s.instruction
+        for k, (a, b) in enumerate(zip(views, views[1:])):
+            step = relative_motion(poses[a], poses[b], CENTER, UP)
+            assert f"view {k + 1}: {step.words()}" in s.instruction
+            assert s.meta["step_motion"][k]["words"] == step.words()
+            assert f"orbit {'right' if b > a else 'left'} by {abs(b - a) * 12} degrees" in s.instruction
+        # meta keeps the motion from <image 1> too, whichever phrasing the instruction uses
+        assert s.meta["motion"][-1]["words"] == relative_motion(poses[views[0]], poses[views[-1]], CENTER, UP).words()
 
 
 def test_same_rng_same_samples(tmp_path):
@@ -281,7 +302,9 @@ def test_scores_thresholds_and_description_hooks(tmp_path):
     for s in samples:
         assert s.scorer == "sharpness@1" and s.scores["sharpness"] > 0
         assert s.meta["vlm_description"] == f"{1 + len(s.outputs)} images, {len(s.outputs)} extra"
-        assert s.meta["vlm_describer"] == "vlm_describe@test"
+        assert s.meta["vlm_describer"] == "vlm_describe@test" and s.meta["caption_source"] == "vlm_describe@test"
+        # The described motion follows the exact degrees in the instruction.
+        assert s.instruction.endswith(f". Described: {s.meta['vlm_description']}")
     # --min-geo: views that share no geometry (noise of the same size) fall below the floor.
     noise = np.random.default_rng(0)
     for k in range(8):

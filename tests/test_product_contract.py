@@ -49,7 +49,7 @@ def test_every_registered_product_declares_a_valid_contract():
     for name in products.names():
         prod = products.get(name)
         assert issubclass(prod.config, ProductConfig) and prod.summary and prod.generator
-        assert prod.shard_size >= 1
+        assert callable(prod.shard_size) or prod.shard_size >= 1  # a callable depends on the config
         for p in prod.config.params():
             assert p.help, f"{name}.{p.name} has no help text"
 

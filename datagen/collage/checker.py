@@ -4,7 +4,9 @@ It looks only at a sample's pixels, regions and meta (as decoded from stored byt
 never calls generator code. For edits it proves that the pixels that differ between input
 and output are exactly the named region(s); for drags that the output mask is the input
 mask moved by the stated affine and that each written handle point lands on the object;
-for multi-turn chains the same, turn by turn. Tolerances, and why:
+for multi-turn chains the same, turn by turn; for subject references that are not copies,
+that the stated affine and gains map each reference onto its target (`checker_subjects`).
+Tolerances, and why:
 - outside the named region: 0 differing pixels (compositing leaves them byte-identical);
 - inside it: >= 50% of pixels changed (the generator redraws below 60% visible change);
 - drag geometry: the input mask moved by the meta affine and the output mask agree to
@@ -21,6 +23,7 @@ import cv2
 import numpy as np
 
 from datagen.collage import checker_render as render
+from datagen.collage import checker_subjects as subjects
 from datagen.collage.checker_pixels import (
     Fail,
     beyond,
@@ -214,7 +217,9 @@ CHECKS = {
     "inpaint": check_inpaint, "outpaint": check_outpaint, "seg.mask": check_seg_mask, "det.box": check_det_box,
     "edit.multiturn": check_multiturn, "t2i.text": render.check_text, "t2i.shapes": render.check_shapes,
     "t2i.layout": render.check_layout, "ref.canny": render.check_canny, "ref.seg": render.check_seg,
-    "ref.subject": render.check_subject,
+    "ref.subject": render.check_subject, "edit.subject": subjects.check_edit_subject,
+    "edit.subjects": subjects.check_edit_subject, "ref.canvas": subjects.check_canvas,
+    "ref.subject_varied": subjects.check_varied, "ref.subjects_varied": subjects.check_varied,
 }
 
 

@@ -2,7 +2,8 @@
 
 The scene is composited, so "before" and "after" differ exactly where the edited
 object's alpha is > 0: removing an object reveals the true background behind it, and a
-replacement sits centred where the old object was.
+replacement sits centred where the old object was. edit.add draws a blank (plain colour)
+canvas by default, as DreamOmni does; `CollageSpec.add_background="any"` draws photos too.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datagen.collage import compose, grid, instructions, palette, scene
 from datagen.collage.compose import Unlucky
 from datagen.schema import Picture, Region, Sample
 
-VERSION = 1
+VERSION = 2  # 2: edit.add on blank canvases by default
 # Object size (long side) as a share of the canvas.
 EDIT_SIZE = (0.2, 0.36)
 
@@ -37,7 +38,8 @@ def _sample(task: str, text: str, k: int, before, after, regions, meta, canvas: 
 
 def make_add(rng, spec, pack) -> Sample:
     size = pack.size
-    canvas = scene.populate(rng, pack, scene.any_background(rng, pack), _distractors(rng, spec))
+    background = scene.blank(rng, size) if spec.add_background == "blank" else scene.any_background(rng, pack)
+    canvas = scene.populate(rng, pack, background, _distractors(rng, spec))
     cut = scene.pick_cutout(rng, pack, canvas.names(), canvas.background.origin)
     where = list(grid.CELLS)[int(rng.integers(len(grid.CELLS)))]
     obj = scene.place(rng, canvas, cut, scene.object_px(rng, size, *EDIT_SIZE), area=grid.cell_area(where, size))

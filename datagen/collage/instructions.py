@@ -91,6 +91,36 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "Using the objects shown in {refs}, make an image on {background} with {placement}.",
         "Put {subjects} on {background} ({placement}).",
     ),
+    "ref.subject_varied": (
+        "Place {subjects} on {background}: {placement}.",
+        "Compose a new picture on {background} with {subjects}; {placement}.",
+        "<image 1> shows an object. Make an image on {background} with {placement}.",
+        "Put {subjects} on {background} ({placement}).",
+    ),
+    "ref.subjects_varied": (
+        "Place {subjects} on {background}: {placement}.",
+        "Compose a new picture on {background} with {subjects}; {placement}.",
+        "Using the objects shown in {refs}, make an image on {background} with {placement}.",
+        "Put {subjects} on {background} ({placement}).",
+    ),
+    "ref.canvas": (
+        "Starting from the blank canvas <image 1>, paint {background} with {subjects}: {placement}.",
+        "Turn the empty canvas <image 1> into a picture of {subjects} on {background}; {placement}.",
+        "Edit the blank <image 1>: fill it with {background} and add the objects of {refs}, {placement}.",
+        "On the blank canvas <image 1>, compose {subjects} on {background} ({placement}).",
+    ),
+    "edit.subject": (
+        "Insert the {obj} from <image 2> into <image 1>, {where}.",
+        "Add the {obj} shown in <image 2> {where} of <image 1>.",
+        "Put the object from <image 2> {where} of <image 1>; keep everything else unchanged.",
+        "In <image 1>, place the {obj} of <image 2> {where}.",
+    ),
+    "edit.subjects": (
+        "Insert {subjects} into <image 1>: {placement}.",
+        "Add the objects of {refs} to <image 1>, {placement}; keep everything else unchanged.",
+        "In <image 1>, place {subjects}: {placement}.",
+        "Edit <image 1> by adding {subjects} ({placement}).",
+    ),
     "seg.mask": (
         "Highlight the {obj} in <image 1> with a translucent {colour} mask.",
         "Segment the {obj} in <image 1>: cover it with a half-transparent {colour} overlay.",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from datagen.collage.checker import check
-from datagen.collage.tasks import MAX_SIZE, MIN_SIZE, TASKS, CollageSpec, generate
+from datagen.collage.tasks import ADD_BACKGROUNDS, MAX_SIZE, MIN_SIZE, TASKS, CollageSpec, generate
 from datagen.params import ProductConfig, param
 from datagen.product import Item, ItemRange, Plan, Product
 
@@ -31,6 +31,9 @@ class CollageConfig(ProductConfig):
     tasks: tuple[str, ...] = param((), "Comma-separated tasks (default: all). A family prefix selects its "
                                    "members, e.g. 'drag' = drag.translate,drag.scale,drag.rotate.")
     size: int = param(512, "Side of the square output images, in pixels.", min=MIN_SIZE, max=MAX_SIZE)
+    add_background: str = param("blank", "edit.add canvases: 'blank' (plain colours, as DreamOmni adds objects on "
+                                "blank backgrounds) or 'any' (mostly pack photos, also plain colours and gradients).",
+                                choices=ADD_BACKGROUNDS, advanced=True)
     assets: str | None = param(None, "Asset folder (backgrounds/, cutouts/ RGBA) or a Lance asset table. "
                                "Default: the embedded starter pack.", content=False)
     photos: str | None = param(None, "A folder of photos to cut out (foreground via a local rembg model, "
@@ -83,17 +86,18 @@ class CollageItems:
     """Per worker: holds the asset pack, pre-scaled to the canvas once (like loading a model)."""
 
     def __init__(self, cfg: CollageConfig, pack):
-        self.size, self.pack = cfg.size, pack
+        self.size, self.pack, self.add_background = cfg.size, pack, cfg.add_background
         self.pack.prepared(cfg.size)
 
     def __call__(self, item: Item, rng):
-        return [generate(CollageSpec(task=item.data["task"], size=self.size, assets=self.pack), rng)]
+        spec = CollageSpec(task=item.data["task"], size=self.size, assets=self.pack, add_background=self.add_background)
+        return [generate(spec, rng)]
 
 
 PRODUCT = Product(
     name="collage",
-    summary="DreamOmni-style collage edit pairs: t2i, inpaint/outpaint, add/remove/replace, drag, ref, seg/det, "
-            "multi-turn.",
+    summary="DreamOmni-style collage edit pairs: t2i, inpaint/outpaint, add/remove/replace, subject insertion, drag, "
+            "ref (conditions, subjects, blank canvas), seg/det, multi-turn.",
     config=CollageConfig,
     plan=plan,
     setup=CollageItems,

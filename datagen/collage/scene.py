@@ -97,6 +97,12 @@ def from_pack(rng, pack: PreparedPack) -> Background:
     return Background(np.ascontiguousarray(crop), bg.name, bg.asset_id, bg.origin)
 
 
+def blank(rng, size: int) -> Background:
+    """A plain colour canvas (DreamOmni adds objects on blank backgrounds)."""
+    names = list(palette.BACKGROUNDS)
+    return plain(size, names[int(rng.integers(len(names)))])
+
+
 def any_background(rng, pack: PreparedPack) -> Background:
     if pack.backgrounds and rng.random() < PACK_BACKGROUND_P:
         return from_pack(rng, pack)
@@ -118,13 +124,21 @@ def object_px(rng, size: int, lo: float, hi: float) -> int:
 
 def place(rng, scene: Scene, cutout: PreparedCutout, longest: int, area=None, skip: Placed | None = None) -> Placed:
     """Fit `cutout` to `longest` px and put it somewhere free (centre inside `area` if given)."""
-    patch = compose.fit(cutout.premul, longest)
+    return place_tracked(rng, scene, cutout, longest, area, skip)[0]
+
+
+def place_tracked(rng, scene: Scene, cutout: PreparedCutout, longest: int, area=None,
+                  skip: Placed | None = None) -> tuple[Placed, np.ndarray]:
+    """`place`, plus the 3x3 affine taking the cutout's master pixels (index coordinates) to the
+    canvas's, so another rendering of the same cutout can be related to this one exactly."""
+    patch, to_patch = compose.resize(cutout.premul, longest)
     size = scene.size
     spot = compose.find_spot(rng, patch.shape[1], patch.shape[0], size, scene.boxes(skip),
                              margin=margin(size), gap=gap(size), area=area)
     if spot is None:
         raise Unlucky("no_room")
-    return Placed(cutout.name, cutout.asset_id, patch, spot[0], spot[1])
+    to_canvas = np.array([[1.0, 0.0, spot[0]], [0.0, 1.0, spot[1]], [0.0, 0.0, 1.0]]) @ np.vstack([to_patch, [0, 0, 1]])
+    return Placed(cutout.name, cutout.asset_id, patch, spot[0], spot[1]), to_canvas
 
 
 def populate(rng, pack: PreparedPack, background: Background, count: int, lo: float = 0.16, hi: float = 0.3,

@@ -18,6 +18,7 @@ from datagen.collage import (
     multiturn,
     ref,
     seg,
+    subjects,
     t2i_layout,
     t2i_shapes,
     t2i_text,
@@ -36,12 +37,17 @@ REGISTRY: dict[str, tuple[Callable, ModuleType]] = {
     "edit.add": (edit.make_add, edit),
     "edit.remove": (edit.make_remove, edit),
     "edit.replace": (edit.make_replace, edit),
+    "edit.subject": (subjects.make_edit_subject, subjects),
+    "edit.subjects": (subjects.make_edit_subjects, subjects),
     "drag.translate": (drag.make_translate, drag),
     "drag.scale": (drag.make_scale, drag),
     "drag.rotate": (drag.make_rotate, drag),
     "ref.canny": (ref.make_canny, ref),
     "ref.seg": (ref.make_seg, ref),
     "ref.subject": (ref.make_subject, ref),
+    "ref.subject_varied": (subjects.make_varied, subjects),
+    "ref.subjects_varied": (subjects.make_varied_multi, subjects),
+    "ref.canvas": (subjects.make_canvas, subjects),
     "seg.mask": (seg.make_mask, seg),
     "det.box": (seg.make_box, seg),
     "edit.multiturn": (multiturn.make, multiturn),
@@ -49,6 +55,9 @@ REGISTRY: dict[str, tuple[Callable, ModuleType]] = {
 TASKS: tuple[str, ...] = tuple(REGISTRY)
 
 MIN_SIZE, MAX_SIZE = 64, 4096
+# edit.add's canvas: "blank" = a plain colour, as DreamOmni adds objects on blank backgrounds;
+# "any" = a pack photo 70% of the time, else a plain colour or a gradient.
+ADD_BACKGROUNDS = ("blank", "any")
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,7 @@ class CollageSpec:
     max_turns: int = 4  # edit.multiturn draws 2..max_turns turns
     caption_p: float = 0.5  # inpaint: share of instructions that also caption the picture
     attempts: int = 30  # unlucky draws before giving up with a Reject
+    add_background: str = "blank"  # edit.add: one of ADD_BACKGROUNDS
 
     def __post_init__(self) -> None:
         if self.task not in REGISTRY:
@@ -74,6 +84,8 @@ class CollageSpec:
             raise ValueError("caption_p must be a probability")
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if self.add_background not in ADD_BACKGROUNDS:
+            raise ValueError(f"add_background {self.add_background!r}: choose from {', '.join(ADD_BACKGROUNDS)}")
 
 
 def generate(spec: CollageSpec, rng) -> Sample | Reject:

@@ -4,7 +4,10 @@ Sources: a folder of images on local disk or object storage (captions from `<ste
 each item a "file" input the harness makes local; or any UniMontage Lance dataset, pinned
 to a version, each item a "row" input the harness reads (one `take` per shard) and this
 product decodes (its first output image, with its exact regions for `seg` where they cover
-every object: see `SEGMENTED_TASKS`).
+every object: see `SEGMENTED_TASKS`). With `with_references`, a stored row made from reference
+images alone (role "reference", maybe beside a blank canvas: collage ref.subject*, ref.canvas,
+storyboards, multi-view) keeps them as inputs: reference(s) + map(s) -> the image, task
+`ref.conditioned` (iMontage).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class ConditionsConfig(ProductConfig):
     weights: str | None = param(None, "Local weights: a root holding Annotators/ (controlnet_aux layout) and "
                                 "Depth-Anything-V2-Small-hf/, or one of those folders.", content=False)
     multi_prob: float = param(0.3, "Probability that a sample combines 2-3 maps.", min=0.0, max=1.0)
+    with_references: bool = param(False, "Lance rows made from reference images alone (collage ref.subject*, "
+                                  "ref.canvas, storyboards, multi-view) keep them as inputs: reference(s) + map(s) "
+                                  "-> image, task ref.conditioned (iMontage's conditioned reference).")
 
     def validate(self) -> None:
         object.__setattr__(self, "kinds", resolve_kinds(self.kinds))
@@ -152,19 +158,20 @@ class ConditionsItems:
 
     def __init__(self, cfg: ConditionsConfig, context: Any = None):
         self.multi_prob = cfg.multi_prob
+        self.with_references = cfg.with_references
         self.annotators = make_annotators(cfg.kinds, cfg.weights)
         for ann in self.annotators.values():
             ann.setup()
 
-    @staticmethod
-    def _source(item: Item) -> tuple[ReferenceSource | Reject, bool]:
+    def _source(self, item: Item) -> tuple[ReferenceSource | Reject, bool]:
         """The image to annotate, and whether its regions segment it completely."""
         if item.input == INPUT_ROW:
             try:
                 sample = from_row(item.row)  # type: ignore[arg-type]
             except Exception as exc:  # a stored row that does not decode is that input's reject
                 return Reject("corrupt_row", f"{type(exc).__name__}: {exc}", source=item.source, stage="source"), False
-            return source_from_sample(sample), sample.task.startswith(SEGMENTED_TASKS)
+            src = source_from_sample(sample, references=self.with_references)
+            return src, sample.task.startswith(SEGMENTED_TASKS)
         src = source_from_file(item.path, caption_suffix=None, source_id=item.data.get("source_id"),
                                prompt=item.data.get("prompt"))
         if isinstance(src, Reject):
@@ -205,7 +212,8 @@ class ConditionsItems:
             names = pick_kinds(list(have), rng, multi_prob=self.multi_prob)
             out.append([make_reference_sample(
                 src.image, src.source_id, [self.annotators[n].kind for n in names], [have[n] for n in names],
-                src.prompt, rng, annotators=[self.annotators[n].describe() for n in names], regions=src.regions)])
+                src.prompt, rng, annotators=[self.annotators[n].describe() for n in names], regions=src.regions,
+                references=src.references, reference_regions=src.reference_regions)])
         return out
 
     def __call__(self, item: Item, rng: np.random.Generator) -> list[Any]:
@@ -227,7 +235,8 @@ def setup(cfg: ConditionsConfig, context: Any = None) -> ConditionsItems:
 
 PRODUCT = Product(
     name="conditions",
-    summary="Condition-reference samples: ControlNet condition map(s) + prompt -> the source image.",
+    summary="Condition-reference samples: ControlNet condition map(s) + prompt -> the source image; with "
+            "--with-references, reference image(s) + map(s) -> image.",
     config=ConditionsConfig,
     plan=plan,
     setup=setup,

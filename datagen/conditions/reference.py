@@ -6,6 +6,11 @@ its one output is the image they were computed from, and its instruction names e
 `<image k>` and carries the caption when one is known. Task `ref.<kind>` for one map,
 `ref.multi` for several. Maps that carry no signal are rejects with a reason, never empty
 samples: a pose map without a person is `no_person`, any other blank map `empty_condition`.
+
+Conditioned reference (iMontage): when the source image was made from reference images alone
+(a collage subject composition's references, a storyboard's character, a multi-view reference
+view), they can stay inputs: reference(s) + map(s) -> the image, task `ref.conditioned`. The
+references come first (`<image 1..R>`, role "reference", with their regions), the maps follow.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from datagen.schema import (
     validate,
 )
 
-VERSION = "1"
+VERSION = "1"  # ref.conditioned is a new task; existing tasks make the same bytes
 GENERATOR = f"datagen.conditions.reference@{VERSION}"
 KIND = re.compile(r"^[a-z0-9_]+$")
 
@@ -75,6 +80,14 @@ MANY_MAPS_PROMPT = (
     "{prompt} Keep to the {maps}.",
     "Create this image: {prompt} It must match the {maps}.",
 )
+# Reference(s) + map(s): the subject comes from the references, the layout from the maps.
+WITH_REFERENCES = (
+    "Generate the image that follows the {maps}, with the {subject} shown in {refs}.",
+    "Using {refs} as the reference for the {subject}, render an image that matches the {maps}.",
+    "Follow the {maps} and keep the {subject} of {refs}.",
+    "Place the {subject} from {refs} so that the picture agrees with the {maps}.",
+)
+CONDITIONED_TASK = "ref.conditioned"
 
 
 def describe_kind(kind: str) -> str:
@@ -92,8 +105,9 @@ def clean_prompt(prompt: str | None, max_chars: int = 1000) -> str | None:
     return text if text[-1] in ".!?" else text + "."
 
 
-def map_list(kinds: Sequence[str]) -> str:
-    parts = [f"{describe_kind(k)} in <image {i + 1}>" for i, k in enumerate(kinds)]
+def map_list(kinds: Sequence[str], first: int = 1) -> str:
+    """'Canny edge map in <image 1>' ...; `first` is the placeholder number of the first map."""
+    parts = [f"{describe_kind(k)} in <image {first + i}>" for i, k in enumerate(kinds)]
     if len(parts) == 1:
         return parts[0]
     return ", the ".join(parts[:-1]) + " and the " + parts[-1]
@@ -149,10 +163,14 @@ def make_reference_sample(
     annotators: Sequence[dict[str, Any] | None] | None = None,
     regions: Sequence[Region] = (),
     output_format: str = "jpeg",
+    references: Sequence[Picture] = (),
+    reference_regions: Sequence[Region] = (),
 ) -> Sample | Reject:
     """Condition map(s) + prompt -> `image`. `maps[i]` is of kind `kinds[i]` and was computed
     on `image` (same HxW); `annotators[i]` is that annotator's `describe()`, recorded in meta.
-    `regions` (masks on `image`) ride along as output regions, e.g. a collage's subjects."""
+    `regions` (masks on `image`) ride along as output regions, e.g. a collage's subjects.
+    `references` (e.g. the subject references `image` was composed from) become the first
+    inputs of a `ref.conditioned` sample; `reference_regions[j].image` indexes them."""
     kinds = list(kinds)
     if not kinds or len(kinds) != len(maps):
         raise ValueError(f"need one map per kind, got {len(kinds)} kinds and {len(maps)} maps")
@@ -160,7 +178,7 @@ def make_reference_sample(
         raise ValueError(f"kinds must be distinct lower-case names, got {kinds}")
     if annotators is not None and len(annotators) != len(kinds):
         raise ValueError(f"need one annotator description per kind, got {len(annotators)}")
-    task = f"ref.{kinds[0]}" if len(kinds) == 1 else "ref.multi"
+    task = CONDITIONED_TASK if references else f"ref.{kinds[0]}" if len(kinds) == 1 else "ref.multi"
     base_meta: dict[str, Any] = {"kinds": kinds}
 
     def reject(reason: str, detail: str) -> Reject:
@@ -178,20 +196,34 @@ def make_reference_sample(
             return reject(*problem)
 
     text = clean_prompt(prompt)
-    templates = (ONE_MAP_PROMPT if text else ONE_MAP) if len(kinds) == 1 else (MANY_MAPS_PROMPT if text else MANY_MAPS)
-    template = int(rng.integers(len(templates)))
-    instruction = templates[template].format(maps=map_list(kinds), prompt=text or "")
+    n_refs = len(references)
+    if references:
+        templates = WITH_REFERENCES
+        template = int(rng.integers(len(templates)))
+        refs = ", ".join(f"<image {j + 1}>" for j in range(n_refs - 1))
+        refs = f"{refs} and <image {n_refs}>" if refs else "<image 1>"
+        instruction = templates[template].format(maps=map_list(kinds, n_refs + 1), refs=refs,
+                                                 subject="subjects" if n_refs > 1 else "subject")
+        instruction = f"{instruction} {text}" if text else instruction
+    else:
+        templates = (ONE_MAP_PROMPT if text else ONE_MAP) if len(kinds) == 1 else \
+            (MANY_MAPS_PROMPT if text else MANY_MAPS)
+        template = int(rng.integers(len(templates)))
+        instruction = templates[template].format(maps=map_list(kinds), prompt=text or "")
     sample = Sample(
         task=task,
         instruction=instruction.strip(),
-        inputs=[Picture(np.ascontiguousarray(m), f"condition:{k}", "png") for k, m in zip(kinds, maps)],
+        inputs=[Picture(r.pixels, "reference", r.format) for r in references]
+        + [Picture(np.ascontiguousarray(m), f"condition:{k}", "png") for k, m in zip(kinds, maps)],
         outputs=[Picture(target, "target", output_format)],
-        regions=[Region(r.name, "output", 0, r.mask, r.box) for r in regions],
+        regions=[Region(r.name, "input", r.image, r.mask, r.box) for r in reference_regions]
+        + [Region(r.name, "output", 0, r.mask, r.box) for r in regions],
         meta={
             **base_meta,
             "annotators": list(annotators) if annotators is not None else None,
             "prompt": text,
             "template": template,
+            **({"references": n_refs} if references else {}),
         },
         scores={f"content_{k}": content_fraction(np.asarray(m)) for k, m in zip(kinds, maps)},
         scorer=GENERATOR,
@@ -208,15 +240,20 @@ def make_reference_sample(
 # --------------------------------------------------------------------------- sources
 @dataclass
 class ReferenceSource:
-    """An image to annotate, where it came from, its caption and known regions."""
+    """An image to annotate, where it came from, its caption and known regions, and the
+    reference images it was made from (with their regions; `Region.image` indexes them)."""
 
     image: np.ndarray
     source_id: str
     prompt: str | None = None
     regions: list[Region] = field(default_factory=list)
+    references: list[Picture] = field(default_factory=list)
+    reference_regions: list[Region] = field(default_factory=list)
 
 
 CAPTION_KEYS = ("caption", "prompt", "text")
+# Inputs a conditioned-reference sample may stand on: the references and a blank canvas.
+REFERENCE_ONLY_ROLES = {"reference", "canvas"}
 
 
 def source_from_file(path: str | Path, caption_suffix: str | None = ".txt", source_id: str | None = None,
@@ -237,9 +274,13 @@ def source_from_file(path: str | Path, caption_suffix: str | None = ".txt", sour
     return ReferenceSource(loaded.pixels, source_id or str(path), prompt or None)
 
 
-def source_from_sample(sample: Sample, side: str = "output", image: int = 0) -> ReferenceSource | Reject:
+def source_from_sample(sample: Sample, side: str = "output", image: int = 0,
+                       references: bool = False) -> ReferenceSource | Reject:
     """One image of a stored sample (any UniMontage dataset), its caption from meta and the
-    regions drawn on it. An edit instruction is not a caption, so it is never used as one."""
+    regions drawn on it. An edit instruction is not a caption, so it is never used as one.
+    With `references`, the sample's inputs of role "reference" come along when they are all the
+    output was made from (a blank canvas besides them is fine). An edit's output also depends on
+    its source scene, which a map would have to stand in for: such rows keep no references."""
     pictures = sample.outputs if side == "output" else sample.inputs
     source_id = f"{sample.sample_id or sample.index}#{side}{image}"
     if not 0 <= image < len(pictures):
@@ -247,4 +288,13 @@ def source_from_sample(sample: Sample, side: str = "output", image: int = 0) -> 
                       generator=GENERATOR)
     prompt = next((sample.meta[k] for k in CAPTION_KEYS if isinstance(sample.meta.get(k), str)), None)
     regions = [r for r in sample.regions if r.side == side and r.image == image]
-    return ReferenceSource(pictures[image].pixels, source_id, prompt, regions)
+    refs: list[Picture] = []
+    ref_regions: list[Region] = []
+    roles = {p.role for p in sample.inputs}
+    if references and side == "output" and "reference" in roles and roles <= REFERENCE_ONLY_ROLES:
+        for i, pic in enumerate(sample.inputs):
+            if pic.role == "reference":
+                ref_regions += [Region(r.name, "input", len(refs), r.mask, r.box) for r in sample.regions
+                                if r.side == "input" and r.image == i]
+                refs.append(pic)
+    return ReferenceSource(pictures[image].pixels, source_id, prompt, regions, refs, ref_regions)

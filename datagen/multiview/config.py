@@ -23,6 +23,13 @@ class MultiviewConfig(ProductConfig):
     max_extra: int = param(4, "At most this many extra views per sample (1-4).", min=1, max=4)
     scorers: tuple[str, ...] = param(DEFAULT_SCORERS, "Scorers: sharpness, exposure, geometry, consistency, "
                                      "diversity, clip=DIR, vlm=DIR, vlm-rubric=DIR (local model folders).")
+    motion_phrasing: str = param("adjacent", "How instructions word the camera motion: 'adjacent' = from each view to "
+                                 "the next (iMontage), 'reference' = from <image 1> to each view.",
+                                 choices=("adjacent", "reference"))
+    captioner: str | None = param(None, "Local Qwen2-VL-class VLM folder (HF layout): it describes the camera motion "
+                                  "in its own words, added to the instruction beside the exact degrees.",
+                                  content=False)
+    captioner_tokens: int = param(48, "Longest VLM description, tokens.", min=1, max=512, advanced=True)
     min_geo: float | None = param(None, "Reject samples whose geometric consistency (RANSAC inlier ratio) is below "
                                   "this. Needs the geometry scorer.", min=0.0, max=1.0)
     min_extra: int = param(1, "At least this many extra views per sample.", min=1, max=4, advanced=True)

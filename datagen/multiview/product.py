@@ -41,8 +41,17 @@ def find_captures(root: str | Path) -> tuple[list[Path], list[Reject]]:
     return refuse_links_out(roots, root, TASK)
 
 
+def describe_prompt(cfg: MultiviewConfig) -> str:
+    """The captioner's prompt matches the instruction's phrasing of the motion."""
+    return "vlm_describe_steps_v1" if cfg.motion_phrasing == "adjacent" else "vlm_describe_views_v1"
+
+
 def preflight(cfg: MultiviewConfig) -> None:
     specs.check_weights(cfg.scorer_specs)  # MissingWeights names the file and the folder, before any work
+    if cfg.captioner:
+        from datagen.scoring.vlm_describe import check_captioner
+
+        check_captioner(cfg.captioner)
 
 
 def plan(cfg: MultiviewConfig) -> Plan:
@@ -52,40 +61,55 @@ def plan(cfg: MultiviewConfig) -> Plan:
     roots, refused = find_captures(cfg.captures)
     paths = [str(p.resolve()) for p in roots]
     hashes = [lineage.dir_hash(p) for p in roots]
+    content: dict[str, Any] = {"captures": hashes}
+    if cfg.captioner:
+        from datagen.scoring.vlm_describe import captioner_identity
+
+        content["captioner"] = captioner_identity(cfg.captioner, describe_prompt(cfg))
     return Plan(items=[Item(i, source=p) for i, p in enumerate(paths)], pre_rejects=refused,
                 sources=[{"kind": "capture", "uri": p, "content_hash": h} for p, h in zip(paths, hashes)],
-                content={"captures": hashes})
+                content=content)
 
 
 def needs_models(cfg: MultiviewConfig) -> bool:
-    """CLIP and VLM scorers load weights once per actor; classical ones run in stateless tasks."""
-    return any(name in specs.MODEL_BACKED for name, _ in cfg.scorer_specs)
+    """CLIP and VLM scorers and the captioner load weights once per actor; classical ones run
+    in stateless tasks."""
+    return bool(cfg.captioner) or any(name in specs.MODEL_BACKED for name, _ in cfg.scorer_specs)
 
 
 class MultiviewItems:
-    """Per worker: the scorers, set up (weights loaded) once."""
+    """Per worker: the scorers and the captioner, set up (weights loaded) once."""
 
     def __init__(self, cfg: MultiviewConfig, context: Any = None):
         self.cfg = cfg
         self.scorers = specs.build(cfg.scorer_specs)
         for s in self.scorers:
             s.setup()
+        self.describer = None
+        if cfg.captioner:
+            from datagen.scoring.vlm_describe import VLMDescriber
+
+            self.describer = VLMDescriber(cfg.captioner, describe_prompt(cfg), max_new_tokens=cfg.captioner_tokens)
+            self.describer.setup()
 
     def __call__(self, item: Item, rng: np.random.Generator) -> list[Any]:
-        samples, rejects = multiview_samples(item.source, self.cfg, rng, scorers=self.scorers)
+        samples, rejects = multiview_samples(item.source, self.cfg, rng, scorers=self.scorers,
+                                             describer=self.describer)
         return [*samples, *rejects]
 
 
 PRODUCT = Product(
     name="multiview",
-    summary="Multi-view samples: reference view -> 1-4 further views, camera motion in words, scored.",
+    summary="Multi-view samples: reference view -> 1-4 further views, camera motion in words (and a local VLM's "
+            "description with --captioner), scored.",
     config=MultiviewConfig,
     plan=plan,
     setup=MultiviewItems,
     generator="datagen.multiview",
     # At the default config, measured on 2 shared cores: 0.19 s per demo capture (16 small
     # renders), 0.55 s per capture of 30 views at 1080p: a shard of 32 is 6-18 s of one worker.
-    shard_size=32,
+    # A captioner VLM on CPU takes seconds per sample (a 2B model: ~5-20 s): 2 captures a shard.
+    shard_size=lambda cfg: 2 if cfg.captioner else 32,
     preflight=preflight,
     reuse_setup=needs_models,
 )

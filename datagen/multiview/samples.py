@@ -1,9 +1,12 @@
 """Multi-view samples from one capture folder (the product's unit of work).
 
 iMontage's framing: input = one reference view; outputs = 1-4 further views in capture
-order; the instruction names the camera motion from `<image 1>` to each output, computed
-from the poses (see `motion.py`). Views are spaced by viewpoint angle rather than by frame
-count, so slow and fast captures give comparable motions.
+order; the instruction names the camera motion between adjacent views (reference -> view 1
+-> view 2 ...), as iMontage does, or from `<image 1>` to each view
+(`motion_phrasing="reference"`), computed from the poses (see `motion.py`); meta keeps both.
+Views are spaced by viewpoint angle rather than by frame count, so slow and fast captures
+give comparable motions. With a describer (a local VLM, `--captioner`), its own words for the
+motion follow the exact degrees in the instruction (`meta["caption_source"]` says which).
 
     samples, rejects = multiview_samples(capture_dir, MultiviewConfig(captures=root), rng)
 """
@@ -26,12 +29,20 @@ from datagen.schema import Picture, Reject, Sample
 from datagen.scoring.base import Scorer, apply_scorer
 from datagen.scoring.threshold import ThresholdFilter
 
-GENERATOR = "datagen.multiview@1"
+GENERATOR = "datagen.multiview@2"  # 2: adjacent motion phrasing by default, captioner
 
+# Motion from <image 1> to each view.
 TEMPLATES = (
     "<image 1> shows an object. Show the same object from {n_views}, in order: {steps}.",
     "Starting from the camera of <image 1>, show the object after each camera move: {steps}.",
     "Generate {n_views} of the object in <image 1>: {steps}.",
+)
+# Motion from each view to the next (view 1 moves from <image 1>, view 2 from view 1, ...).
+TEMPLATES_ADJACENT = (
+    "<image 1> shows an object. Show it from {n_views}, moving the camera from each view to the next: {steps}.",
+    "Starting from the camera of <image 1>, move the camera step by step and show the object after each move: "
+    "{steps}.",
+    "Generate {n_views} of the object in <image 1>, each moved from the one before: {steps}.",
 )
 TEMPLATES_ONE = (
     "<image 1> shows an object. Show the same object after the camera moves: {steps}.",
@@ -134,7 +145,9 @@ def build_sample(
             return _reject(err.reason, err.detail, f"{capture.capture_id}/{v.name}", "generate")
         pixels.append(_fit(img, config.max_side))
     motions = unwrapped_motions([v.pose for v in views], center, up)
-    instruction = instruction_for(motions, rng)
+    steps = [relative_motion(a.pose, b.pose, center, up) for a, b in zip(views, views[1:])]
+    instruction = instruction_for(steps if config.motion_phrasing == "adjacent" else motions, rng,
+                                  config.motion_phrasing)
     fmt = config.image_format
     return Sample(
         task=TASK,
@@ -147,7 +160,9 @@ def build_sample(
             "reference_view": views[0].name,
             "views": [v.name for v in views[1:]],
             "motion": [m.as_dict() for m in motions],
-            "step_motion": [relative_motion(a.pose, b.pose, center, up).as_dict() for a, b in zip(views, views[1:])],
+            "step_motion": [m.as_dict() for m in steps],
+            "motion_phrasing": config.motion_phrasing,
+            "caption_source": "poses",
             "orbit_center": [round(float(c), 6) for c in center],
             "up": [round(float(c), 6) for c in up],
         },
@@ -174,22 +189,32 @@ def _path_azimuth(views: list[View], idx: list[int], center: np.ndarray, up: np.
     return abs(unwrapped_motions([views[i].pose for i in idx], center, up)[-1].azimuth_deg) if len(idx) > 1 else 0.0
 
 
-def instruction_for(motions: list[CameraMotion], rng: np.random.Generator) -> str:
+def instruction_for(motions: list[CameraMotion], rng: np.random.Generator, phrasing: str = "adjacent") -> str:
+    """`motions[k]` is the motion to view k + 1: from the view before it ("adjacent") or from
+    <image 1> ("reference"). One view: both phrasings say the same thing."""
     if len(motions) == 1:
         template = TEMPLATES_ONE[int(rng.integers(len(TEMPLATES_ONE)))]
         return template.format(steps=motions[0].words())
     steps = "; ".join(f"view {k + 1}: {m.words()}" for k, m in enumerate(motions))
-    template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
+    options = TEMPLATES_ADJACENT if phrasing == "adjacent" else TEMPLATES
+    template = options[int(rng.integers(len(options)))]
     return template.format(n_views=f"{len(motions)} new viewpoints", steps=steps)
 
 
+DESCRIBED = " Described: {text}"
+
+
 def _describe(samples: list[Sample], describer) -> None:
+    """The VLM's words for the motion join the instruction after the exact degrees, and meta.
+    An empty answer leaves the pose instruction alone (caption_source stays "poses")."""
     groups = [[s.inputs[0].pixels] + [p.pixels for p in s.outputs] for s in samples]
     texts = describer(groups, [{"n_extra": len(s.outputs)} for s in samples])
     for s, text in zip(samples, texts):
-        # The pose-derived words stay the instruction; the VLM's note is extra metadata.
         s.meta["vlm_description"] = text
         s.meta["vlm_describer"] = describer.tag
+        if text:
+            s.instruction += DESCRIBED.format(text=text)
+            s.meta["caption_source"] = describer.tag
 
 
 def _fit(img: np.ndarray, max_side: int) -> np.ndarray:

@@ -28,6 +28,11 @@ class StoryboardConfig(ProductConfig):
                                      "(clip=DIR, vlm=DIR, vlm-rubric=DIR).")
     faces: bool = param(True, "Character references must show one face.")
     nsfw: str | None = param(None, "Local image-classifier folder for the NSFW filter.")
+    captioner: str | None = param(None, "Local Qwen2-VL-class VLM folder (HF layout) that captions every panel (as "
+                                  "iMontage does); without it, video panels get a neutral template caption and "
+                                  "generated panels the caption of their prompt template.", content=False)
+    captioner_tokens: int = param(48, "Longest panel caption from the captioner, tokens.", min=1, max=512,
+                                  advanced=True)
     sample_fps: float = param(2.0, "Frames sampled per second when reading videos.", min=0.05, max=30.0,
                               flag="--fps")
     # ---------------------------------------------------------------- panels

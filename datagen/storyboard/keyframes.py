@@ -19,8 +19,9 @@ not by the video's length; any list of frames works too:
    crops are compared (`identity_similarity`: colour + HOG structure); without one only
    whole frames exist, whose framing changes from shot to shot, so colour alone is used
    (`colour_similarity`, threshold `min_colour`);
-4. one caption per panel: from a VLM describer when given, else a neutral template that
-   claims nothing about the content (`meta["caption_source"]` says which).
+4. one caption per panel: from a VLM describer when given (`--captioner`), else a neutral
+   template that claims nothing about the content (`meta["caption_source"]` says which).
+   `recaption` gives generated storyboards VLM captions the same way.
 """
 
 from __future__ import annotations
@@ -119,7 +120,7 @@ def storyboard_from_keyframes(
         panels = panels[start : start + config.max_panels]
 
     # ---------------------------------------------------------------- captions + record
-    captions, caption_source = _captions([p[1] for p in panels], config, describer)
+    captions, caption_source = caption_panels([p[1] for p in panels], config, describer)
     if captions is None:
         return [], [_reject("caption_empty", "the describer gave an empty caption for a panel", source)]
     sample = _build(reference, panels, captions, caption_source, ref_shot, keys, times, config, source)
@@ -161,12 +162,28 @@ def _largest_face(detector, img: np.ndarray) -> FaceBox | None:
     return max(faces, key=lambda f: f.w * f.h) if faces else None
 
 
-def _captions(images: list[np.ndarray], config: StoryboardConfig, describer) -> tuple[list[str] | None, str]:
+def caption_panels(images: list[np.ndarray], config: StoryboardConfig, describer) -> tuple[list[str] | None, str]:
+    """One caption per panel and where they came from; (None, "vlm") when the VLM gave an
+    empty answer for any panel (the caller rejects: a story with a silent panel is not one)."""
     if describer is None:
         subject = config.subject[:1].upper() + config.subject[1:]
         return [f"{subject}, in the next shot." if k else f"{subject}." for k in range(len(images))], "template"
     texts = describer([[im] for im in images], [{"subject": config.subject}] * len(images))
     return (None, "vlm") if any(t is None for t in texts) else (list(texts), describer.tag)
+
+
+def recaption(sample: Sample, config: StoryboardConfig, describer, source: str = "") -> Sample | Reject:
+    """A generated storyboard with VLM captions of what its panels show; the template captions
+    (what each panel was asked for) stay in meta["template_captions"]."""
+    captions, caption_source = caption_panels([p.pixels for p in sample.outputs], config, describer)
+    if captions is None:
+        return _reject("caption_empty", "the describer gave an empty caption for a panel",
+                       source or ",".join(sample.source_ids))
+    sample.meta["template_captions"] = sample.meta.get("captions")
+    sample.meta["captions"] = captions
+    sample.meta["caption_source"] = caption_source
+    sample.instruction = panel_instruction(captions, config.templates)
+    return sample
 
 
 def _build(reference, panels, captions, caption_source, ref_shot, keys, times, config, source) -> Sample:

@@ -25,6 +25,9 @@ def _generator_item(spec: str, index: int) -> Item:
     return Item(index, source=f"generator:{spec}#{index}")
 
 
+CAPTION_PROMPT = "vlm_caption_panel_v1"
+
+
 def preflight(cfg: StoryboardConfig) -> None:
     """Model folders are checked on the driver, before any work."""
     specs.check_weights(specs.parse(cfg.scorers))
@@ -32,14 +35,29 @@ def preflight(cfg: StoryboardConfig) -> None:
         from datagen.scoring.weights import require_hf_folder
 
         require_hf_folder(cfg.nsfw, "NSFW classifier")
+    if cfg.captioner:
+        from datagen.scoring.vlm_describe import check_captioner
+
+        check_captioner(cfg.captioner)
+
+
+def _captioner_content(cfg: StoryboardConfig) -> dict:
+    if not cfg.captioner:
+        return {}
+    from datagen.scoring.vlm_describe import captioner_identity
+
+    return {"captioner": captioner_identity(cfg.captioner, CAPTION_PROMPT)}
 
 
 def plan(cfg: StoryboardConfig) -> Plan:
     preflight(cfg)
     if cfg.generator:
         return Plan(items=ItemRange(cfg.num, partial(_generator_item, cfg.generator)),
-                    sources=[{"kind": "generator", "uri": cfg.generator, "content_hash": None}])
-    return plan_videos(cfg.videos, TASK)
+                    sources=[{"kind": "generator", "uri": cfg.generator, "content_hash": None}],
+                    content=_captioner_content(cfg))
+    plan = plan_videos(cfg.videos, TASK)
+    plan.content = {**plan.content, **_captioner_content(cfg)}
+    return plan
 
 
 class StoryboardItems:
@@ -61,32 +79,57 @@ class StoryboardItems:
         for s in self.scorers:
             s.setup()
         self.generator = make_generator(cfg.generator) if cfg.generator else None
+        self.describer = None
+        if cfg.captioner:
+            from datagen.scoring.vlm_describe import VLMDescriber
+
+            self.describer = VLMDescriber(cfg.captioner, CAPTION_PROMPT, max_new_tokens=cfg.captioner_tokens)
+            self.describer.setup()
 
     def __call__(self, item: Item, rng: np.random.Generator):
-        from datagen.storyboard.from_generator import storyboard_from_generator
         from datagen.storyboard.keyframes import storyboard_from_keyframes
         from datagen.video.keyframes import frames_with_shots
         from datagen.video.probe import VideoRejected
 
         if self.generator is not None:
-            samples, rejects = storyboard_from_generator(self.cfg, rng, self.generator,
-                                                         reference_filters=self.filters, scorers=self.scorers)
-            return [*samples, *rejects]
+            return self._generated(item, rng)
         try:
             shots = frames_with_shots(item.path, fps=self.cfg.sample_fps, max_side=self.cfg.max_side)
         except VideoRejected as exc:
             return [Reject(exc.reason, exc.detail, source=item.source, task=TASK, stage="decode")]
         samples, rejects = storyboard_from_keyframes(
             shots.frames, shots.shot_ids, self.cfg, rng, source=item.data["video_id"], times=shots.times,
-            face_detector=self.detector, reference_filters=self.filters, scorers=self.scorers)
+            face_detector=self.detector, reference_filters=self.filters, describer=self.describer,
+            scorers=self.scorers)
+        return [*samples, *rejects]
+
+    def _generated(self, item: Item, rng: np.random.Generator) -> list:
+        """A generated storyboard; with a captioner, its panels are captioned before scoring."""
+        from datagen.scoring.base import apply_scorer
+        from datagen.storyboard.from_generator import storyboard_from_generator
+        from datagen.storyboard.keyframes import recaption
+
+        if self.describer is None:
+            samples, rejects = storyboard_from_generator(self.cfg, rng, self.generator,
+                                                         reference_filters=self.filters, scorers=self.scorers)
+            return [*samples, *rejects]
+        made, rejects = storyboard_from_generator(self.cfg, rng, self.generator, reference_filters=self.filters)
+        samples = []
+        for s in made:
+            s = recaption(s, self.cfg, self.describer, item.source)
+            (samples if not isinstance(s, Reject) else rejects).append(s)
+        for scorer in self.scorers:
+            samples, more = apply_scorer(scorer, samples)
+            rejects += more
         return [*samples, *rejects]
 
 
 def loads_models(cfg: StoryboardConfig) -> bool:
-    """Weights to load (NSFW classifier, a model-backed scorer, a diffusers pipeline): actors load them once.
-    The face cascade and the classical scorers set up in milliseconds: stateless tasks."""
+    """Weights to load (NSFW classifier, a model-backed scorer, a captioner, a diffusers pipeline): actors
+    load them once. The face cascade and the classical scorers set up in milliseconds: stateless tasks."""
     model_scorers = any(name in specs.MODEL_BACKED for name, _ in specs.parse(cfg.scorers))
-    return bool(cfg.nsfw) or model_scorers or bool(cfg.generator and cfg.generator.startswith("diffusers:"))
+    return bool(cfg.nsfw) or bool(cfg.captioner) or model_scorers or \
+        bool(cfg.generator and cfg.generator.startswith("diffusers:"))
 
 
 PRODUCT = Product(
