@@ -180,13 +180,14 @@ def render_card(ref: str, *, thumbnails: bool = True, per_task: int | None = Non
     total = sum(tasks.values())
     acc = node.get("accounting", {})
     runs = node.get("flow_runs") or []
-    made_by = ", ".join(f"flow run {markdown.code(r.get('name', ''))} ({r.get('id')})" for r in runs) or "outside a flow run"
+    made_by = ("made by " + ", ".join(f"flow run {markdown.code(r.get('name', ''))} ({r.get('id')})" for r in runs)
+               if runs else "made outside a flow run")
     name = node.get("name", lance_io.dataset_name(uri))
     lines = [
         f"# Dataset {markdown.code(name)} @ version {ds.version} in {markdown.breakable(uri)}",
         "",
         f"**{total:,} samples** in {len(tasks)} task(s); **{acc.get('rejects', 0):,} rejects**; "
-        f"content hash {markdown.code(str(node.get('content_hash', '?'))[:16])}; made by {made_by} "
+        f"content hash {markdown.code(str(node.get('content_hash', '?'))[:16])}; {made_by} "
         f"at {node.get('created_at', '?')}.",
         "",
         *_review_section(uri, ds.version),

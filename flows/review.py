@@ -163,17 +163,19 @@ def review_flow(dataset: str, sample_size: int = 12, seed: int = 0, timeout_hour
     if not 1 <= sample_size <= 200:
         raise ValueError(f"sample_size must be between 1 and 200, got {sample_size}")
     uri, version = pin_version(dataset)
-    if decision is not None:  # decided up front (the CLI): refuse a bad decision before showing anything
+    if decision is None:  # the reviewer decides in the UI, after looking
+        card_key = publish_card(uri, version)
+        sample, shown = publish_sample(uri, version, sample_size, seed)
+        decision = _ask(uri, version, card_key, sample, int(timeout_hours * 3600))
+    else:  # decided up front (the CLI's --approve/--reject): a bad decision is refused before anything is written
         decision = ReviewDecision.model_validate(decision).model_dump(include={"decision", "reviewer", "flags",
                                                                                "comment"})
         problem = _problem(uri, version, decision)
         if problem:
             raise ValueError(f"review of {uri}@{version} not recorded: {problem}")
-    card_key = publish_card(uri, version)
-    sample, shown = publish_sample(uri, version, sample_size, seed)
-    if decision is None:
-        decision = _ask(uri, version, card_key, sample, int(timeout_hours * 3600))
+        shown = []
     node = record(uri, version, decision, shown)
+    card_key = publish_card(uri, version)  # the card's newest version shows the decision
     return {"dataset": f"{uri}@{version}", "decision": node["decision"], "reviewer": node["reviewer"],
             "flagged": (node["flags"] or {}).get("rows", 0), "tag": node["tag"], "review_id": node["id"],
             "card": card_key}
