@@ -20,7 +20,8 @@ from prefect import flow
 
 from datagen.schema import from_row
 from datagen.store import lance_io
-from datagen.report import contact_sheet, markdown
+from datagen.store.lineage import MAX_LISTED_SOURCES
+from datagen.report import contact_sheet, lineage_picture, markdown
 
 CARD_BUDGET_BYTES = 900_000
 IMAGE_COLUMNS = ["sample_id", "index", "task", "instruction", "inputs", "outputs", "regions", "scores",
@@ -241,15 +242,6 @@ def render_card(ref: str, *, thumbnails: bool = True, per_task: int | None = Non
     return card
 
 
-def lineage_picture(ref: str) -> bytes:
-    """PNG of the lineage graph around `ref` (a dataset version, training run or checkpoint),
-    that node highlighted: what every card embeds."""
-    from datagen.report import lineage_picture as picture
-    from datagen.store import lineage
-
-    return picture.to_png(lineage.graph(ref))
-
-
 def _shards_line(shards: dict[str, Any]) -> str:
     if not shards:
         return "- shards: not recorded"
@@ -267,10 +259,14 @@ def _lineage_section(node: dict[str, Any], ref: str, *, pictures: bool = True) -
     if pictures:
         out += ["Sources -> flow runs -> this version (highlighted) -> reviews; `unimontage lineage URI@VERSION "
                 "--format svg` draws the same picture.", "",
-                f"![lineage]({markdown.data_uri(lineage_picture(ref), 'image/png')})", ""]
+                f"![lineage]({markdown.data_uri(lineage_picture.png_of(ref), 'image/png')})", ""]
     rej = node.get("rejects") or {}
+    sources = node.get("sources", [])
     srcs = [f"- source {markdown.escape(s.get('kind', ''))}: {markdown.breakable(s.get('ref') or s.get('uri'))}, "
-            f"content hash {markdown.code(str(s.get('content_hash', ''))[:16])}" for s in node.get("sources", [])]
+            f"content hash {markdown.code(str(s.get('content_hash', ''))[:16])}" for s in sources[:MAX_LISTED_SOURCES]]
+    if len(sources) > MAX_LISTED_SOURCES:
+        srcs.append(f"- ... and {len(sources) - MAX_LISTED_SOURCES} more sources (`unimontage lineage URI@VERSION "
+                    "--format json` lists them all)")
     out += [
         f"- code: {markdown.escape(code.get('package'))} git {markdown.code(str(code.get('git'))[:12])}"
         f"{' (local changes)' if code.get('dirty') else ''}",

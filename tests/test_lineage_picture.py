@@ -127,3 +127,14 @@ def test_cli_formats(checkpoint, tmp_path):
     missing = runner.invoke(app, ["lineage", f"{checkpoint['uri']}@nosuchtag"])
     assert missing.exit_code == 2 and "no tag 'nosuchtag'" in missing.output
     assert Path(checkpoint["uri"]).is_dir()
+
+
+def test_one_source_per_file_is_drawn_as_one_box_per_kind():
+    """Video products record a source per clip: thousands of boxes would be no picture at all."""
+    node = {"kind": "dataset", "sources": [{"kind": "video", "uri": f"s3://b/clips/{i:04d}.mp4", "content_hash": None}
+                                           for i in range(7)] + [{"kind": "assets", "uri": "embedded:pack"}]}
+    boxes = lineage._source_boxes("x.lance@1", node)
+    assert [(b.kind, b.title) for b in boxes] == [("source", "7 video sources"), ("source", "1 assets source")]
+    assert boxes[0].lines[0] == "s3://b/clips/"
+    few = lineage._source_boxes("x.lance@1", {"sources": node["sources"][:2]})
+    assert [b.lines[0] for b in few] == ["s3://b/clips/0000.mp4", "s3://b/clips/0001.mp4"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
-from datagen.store.lineage import GraphNode, LineageGraph
+from datagen.store.lineage import GraphNode, LineageGraph, graph
 
 # (fill, edge) per node kind; reviews are coloured by their decision.
 COLOURS = {
@@ -162,6 +162,12 @@ def to_png(g: LineageGraph, dpi: int = 110) -> bytes:
     fig.savefig(buf, format="png", dpi=dpi, facecolor="white")
     plt.close(fig)
     return buf.getvalue()
+
+
+def png_of(ref: str) -> bytes:
+    """The picture every card embeds: the graph around `ref` (a dataset `URI@VERSION`, a training
+    run or a checkpoint folder), that node highlighted. Training imports this, not the flows."""
+    return to_png(graph(ref))
 
 
 def to_svg(g: LineageGraph) -> str:

@@ -162,9 +162,11 @@ def _describe(node: dict[str, Any]) -> list[str]:
         code = node.get("code", {})
         lines.append(f"  code {code.get('package')} git {str(code.get('git'))[:12]}"
                      f"{' +local changes' if code.get('dirty') else ''}; config {str(node.get('config_hash'))[:16]}")
-        for src in node.get("sources", []):
-            if not src.get("ref"):
-                lines.append(f"  source {src.get('kind', '')} {src.get('uri')} sha256 {str(src.get('content_hash'))[:16]}")
+        external = [src for src in node.get("sources", []) if not src.get("ref")]
+        for src in external[:MAX_LISTED_SOURCES]:
+            lines.append(f"  source {src.get('kind', '')} {src.get('uri')} sha256 {str(src.get('content_hash'))[:16]}")
+        if len(external) > MAX_LISTED_SOURCES:
+            lines.append(f"  ... and {len(external) - MAX_LISTED_SOURCES} more sources (--format json lists them all)")
         return lines
     if kind == "checkpoint":
         metrics = node.get("metrics") or {}
@@ -257,6 +259,8 @@ def render(tree: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- the graph as a picture's input
+MAX_SOURCE_BOXES = 4  # more external sources than this are drawn as one box per kind
+MAX_LISTED_SOURCES = 20  # ... and listed up to this many in text and cards
 @dataclass
 class GraphNode:
     id: str
@@ -310,6 +314,22 @@ def _flow_run_box(fr: dict[str, Any]) -> GraphNode:
                      [str(fr.get("name") or ""), f"id {_h(fr.get('id'), 8)}"])
 
 
+def _source_boxes(nid: str, node: dict[str, Any]) -> list[GraphNode]:
+    """A box per external source; a product that records one source per file (video clips) gets
+    one box per kind instead, naming the folder and the count."""
+    external = [s for s in node.get("sources", []) if not s.get("ref")]
+    if len(external) <= MAX_SOURCE_BOXES:
+        return [GraphNode(f"source:{s.get('kind')}:{s.get('uri')}", "source", f"source {s.get('kind', '')}",
+                          [str(s.get("uri")), f"sha256 {_h(s.get('content_hash'))}"]) for s in external]
+    boxes = []
+    for kind in dict.fromkeys(str(s.get("kind", "")) for s in external):
+        uris = [str(s.get("uri")) for s in external if str(s.get("kind", "")) == kind]
+        folder = os.path.commonprefix(uris).rsplit("/", 1)[0] or "."
+        boxes.append(GraphNode(f"sources:{nid}:{kind}", "source", f"{len(uris)} {kind} source{'s' if len(uris) != 1 else ''}",
+                               [f"{folder}/", f"e.g. {uris[0].rsplit('/', 1)[-1]}; hashes in --format json"]))
+    return boxes
+
+
 def graph(ref_or_tree: str | dict[str, Any], *, max_checkpoints: int = 6) -> LineageGraph:
     """Sources -> flow runs -> datasets@version (-> reviews) -> flow run -> training run ->
     checkpoints, for a dataset version, a training run or a checkpoint."""
@@ -324,12 +344,7 @@ def graph(ref_or_tree: str | dict[str, Any], *, max_checkpoints: int = 6) -> Lin
         kind = node.get("kind")
         runs = list(node.get("flow_runs") or []) or ([node["flow_run"]] if node.get("flow_run") else [])
         via = [g.add(_flow_run_box(fr)) for fr in runs if fr]
-        ups = list(parents)
-        for src in node.get("sources", []) if kind == "dataset" else []:
-            if not src.get("ref"):
-                ups.append(g.add(GraphNode(f"source:{src.get('kind')}:{src.get('uri')}", "source",
-                                           f"source {src.get('kind', '')}",
-                                           [str(src.get("uri")), f"sha256 {_h(src.get('content_hash'))}"])))
+        ups = list(parents) + [g.add(box) for box in _source_boxes(nid, node)] if kind == "dataset" else list(parents)
         for target in via or [nid]:
             for up in ups:
                 g.link(up, target)
