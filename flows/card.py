@@ -171,6 +171,14 @@ def _review_section(uri: str, version: int) -> list[str]:
     return out + [""]
 
 
+def _load_section(uri: str, version: int) -> list[str]:
+    return ["## Load it", "```python", "import lance", f'uri = "{uri}"', f"ds = lance.dataset(uri, version={version})",
+            "from datagen.schema import from_row  # decoded pixels, masks, meta",
+            "sample = from_row(ds.take([0]).to_pylist()[0])", "# or with Ray Data:", "import ray.data",
+            f"rows = ray.data.read_lance(uri, version={version})", "```",
+            "Where it came from, as text: `unimontage lineage URI@VERSION`.", ""]
+
+
 def render_card(ref: str, *, thumbnails: bool = True, per_task: int | None = None) -> str:
     """The card of `URI[@VERSION|@TAG]` as markdown (with inline images when `thumbnails`)."""
     ds = lance_io.open_dataset(ref)
@@ -192,19 +200,6 @@ def render_card(ref: str, *, thumbnails: bool = True, per_task: int | None = Non
         f"at {node.get('created_at', '?')}.",
         "",
         *_review_section(uri, ds.version),
-        "## Load it",
-        "```python",
-        "import lance",
-        f'uri = "{uri}"',
-        f"ds = lance.dataset(uri, version={ds.version})",
-        "from datagen.schema import from_row  # decoded pixels, masks, meta",
-        "sample = from_row(ds.take([0]).to_pylist()[0])",
-        "# or with Ray Data:",
-        "import ray.data",
-        f"rows = ray.data.read_lance(uri, version={ds.version})",
-        "```",
-        "Where it came from, as text: `unimontage lineage URI@VERSION` (the picture is under Lineage below).",
-        "",
         "## Accounting (inputs = kept + rejected)",
         markdown.table(["", "count"], [
             ["inputs planned", acc.get("items", "?")], ["inputs with samples", acc.get("items_with_samples", "?")],
@@ -233,8 +228,9 @@ def render_card(ref: str, *, thumbnails: bool = True, per_task: int | None = Non
     if thumbnails and total:
         lines += _examples_section(ds, tasks, per_task)
     lines += _scores_section(ds, total)
-    lines += _schema_section(ds)
     lines += _lineage_section(node, f"{uri}@{ds.version}", pictures=thumbnails)
+    lines += _load_section(uri, ds.version)
+    lines += _schema_section(ds)
     card = "\n".join(lines)
     if len(card.encode()) > CARD_BUDGET_BYTES and thumbnails:
         # numbers beat pictures when space runs out: fewer examples first, then none

@@ -92,7 +92,7 @@ def _layers(g: LineageGraph) -> list[list[str]]:
 def _key(g: LineageGraph) -> list[tuple[str, str]]:
     """(kind, label) of the legend: the kinds in the picture, then the highlight."""
     kinds = [k for k in KIND_NAMES if any(n.kind == k for n in g.nodes.values())]
-    return [(k, KIND_NAMES[k]) for k in kinds] + [("focus", "this card")]
+    return [(k, KIND_NAMES[k]) for k in kinds] + [("focus", "this node")]
 
 
 def layout(g: LineageGraph) -> tuple[list[Box], float, float]:
@@ -128,7 +128,8 @@ def _figure(g: LineageGraph):
     at = {b.node.id: b for b in boxes}
     for a, b in g.edges:
         pa, pb = at[a], at[b]
-        ax.add_patch(FancyArrowPatch((pa.x, pa.y + pa.h), (pb.x, pb.y), arrowstyle="-|>", mutation_scale=9,
+        halo = 0.05 if b == g.focus else 0.0  # the arrow ends on the highlight, not under it
+        ax.add_patch(FancyArrowPatch((pa.x, pa.y + pa.h), (pb.x, pb.y - halo), arrowstyle="-|>", mutation_scale=9,
                                      lw=0.9, color="#555555", shrinkA=1, shrinkB=1, zorder=1))
     for b in boxes:
         fill, edge = _colours(b.node)
