@@ -37,7 +37,7 @@ MAX_ATTEMPTS = 3  # a decision naming unknown sample ids is sent back this many 
 
 
 class FlaggedSample(BaseModel):
-    sample_id: str = Field(description="The sample_id of a row that should not be trained on (see the table).")
+    sample_id: str = Field(description="The sample_id of a row that should not be trained on (see the list above).")
     reason: str = Field(description="Why, in a few words (wrong edit, artefact, unsafe, duplicate, ...).")
 
 
@@ -111,10 +111,9 @@ def record(uri: str, version: int, decision: dict[str, Any], shown: list[str]) -
 def _problem(uri: str, version: int, decision: dict[str, Any]) -> str | None:
     """Why a decision cannot be recorded (unknown or repeated sample ids, empty reasons), or None."""
     try:
-        ds = lance_io.open_dataset(f"{uri}@{version}")
-        reviews.check_flags(ds, [reviews.Flag(f["sample_id"], f["reason"]) for f in decision.get("flags") or []])
-        if not str(decision.get("reviewer") or "").strip():
-            return "reviewer name is required"
+        reviews.check_decision(lance_io.open_dataset(f"{uri}@{version}"), decision=decision["decision"],
+                               reviewer=decision["reviewer"], comment=decision.get("comment") or "",
+                               flags=[reviews.Flag(f["sample_id"], f["reason"]) for f in decision.get("flags") or []])
     except ValueError as exc:
         return str(exc)
     return None

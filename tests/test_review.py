@@ -170,3 +170,28 @@ def test_review_flow_is_deployable_with_its_form():
     props = parameter_schema(review_flow).model_dump()["properties"]
     assert {"dataset", "sample_size", "seed", "timeout_hours", "decision"} <= set(props)
     assert "URI" in props["dataset"]["description"]
+
+
+def test_recorded_reviews_check_their_input_and_move_the_tag(ray_local, tmp_path):
+    res = _toy(tmp_path / "toy.lance", num=10)
+    ref = f"{res.uri}@{res.version}"
+    sid = lance.dataset(res.uri).to_table(columns=["sample_id"], limit=1).column("sample_id")[0].as_py()
+    for kwargs, message in ([{"decision": "maybe", "reviewer": "A"}, "decision must be one of"],
+                            [{"decision": "approve", "reviewer": "  "}, "reviewer name is required"],
+                            [{"decision": "approve", "reviewer": "A", "flags": [reviews.Flag(sid, "")]}, "reason for"],
+                            [{"decision": "approve", "reviewer": "A", "flags": [reviews.Flag(sid, "x")] * 2},
+                             "flagged twice"],
+                            [{"decision": "approve", "reviewer": "A" * 201}, "at most 200"]):
+        with pytest.raises(ValueError, match=message):
+            reviews.record_review(ref, **kwargs)
+    assert reviews.reviews_of(res.uri) == [] and "reviewed" not in lance.dataset(res.uri).tags.list()
+    assert reviews.record_review(ref, decision="reject", reviewer="A")["tag"]["action"] == "untouched"
+    assert reviews.record_review(ref, decision="approve", reviewer="A")["tag"]["action"] == "created"
+    newer = _toy(tmp_path / "toy.lance", num=12)
+    moved = reviews.record_review(f"{newer.uri}@{newer.version}", decision="approve", reviewer="B",
+                                  flags=[reviews.Flag(sid, "blurry")])
+    assert moved["tag"] == {"name": "reviewed", "action": "moved", "before": res.version, "after": newer.version}
+    assert lance_io.resolve_ref(f"{res.uri}@reviewed") == (res.uri, newer.version)
+    # a flag counts for its version only
+    assert reviews.flagged(res.uri, res.version) == [] and len(reviews.flagged(res.uri, newer.version)) == 1
+    assert reviews.record_review(ref, decision="reject", reviewer="C")["tag"]["action"] == "untouched"  # not tagged

@@ -84,6 +84,16 @@ def check_flags(ds: lance.LanceDataset, flags: Iterable[Flag]) -> list[Flag]:
     return flags
 
 
+def check_decision(ds: lance.LanceDataset, *, decision: str, reviewer: str, flags: Iterable[Flag] = (),
+                   comment: str = "") -> tuple[str, str, list[Flag], str]:
+    """(outcome, reviewer, flags, comment), cleaned, or a ValueError saying what is wrong: run
+    before anything is written, and by the review flow before it accepts a decision."""
+    if decision not in DECISIONS:
+        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
+    return (DECISIONS[decision], _clean(reviewer, MAX_NAME, "reviewer name", required=True), check_flags(ds, flags),
+            _clean(comment, MAX_COMMENT, "comment", required=False))
+
+
 def _append_flags(uri: str, flags: list[Flag], version: int, reviewer: str, decided_at: str,
                   review_id: str) -> dict[str, Any] | None:
     if not flags:
@@ -124,17 +134,12 @@ def record_review(ref: str, *, decision: str, reviewer: str, flags: Iterable[Fla
                   flow_run: dict[str, Any] | None = None, shown: Iterable[str] = ()) -> dict[str, Any]:
     """Record `approve` / `reject` of `URI[@VERSION|@TAG]` by `reviewer`, with optional flags;
     returns the review's lineage node. Input is checked before anything is written."""
-    if decision not in DECISIONS:
-        raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, got {decision!r}")
-    uri, _ = lance_io.resolve_ref(ref)
-    uri = lance_io.normalise_uri(uri)
+    uri = lance_io.normalise_uri(lance_io.resolve_ref(ref)[0])
     ds = lance_io.open_dataset(ref)
-    reviewer = _clean(reviewer, MAX_NAME, "reviewer name", required=True)
-    comment = _clean(comment, MAX_COMMENT, "comment", required=False)
-    checked = check_flags(ds, flags)
+    outcome, reviewer, checked, comment = check_decision(ds, decision=decision, reviewer=reviewer, flags=flags,
+                                                         comment=comment)
     decided_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    review_id = hashlib.sha256(f"{uri}@{ds.version}|{reviewer}|{decided_at}|{decision}".encode()).hexdigest()[:12]
-    outcome = DECISIONS[decision]
+    review_id = hashlib.sha256(f"{uri}@{ds.version}|{reviewer}|{decided_at}|{outcome}".encode()).hexdigest()[:12]
     flag_rec = _append_flags(uri, checked, ds.version, reviewer, decided_at, review_id)
     lineage = lance_io.read_lineage(ds) or {}
     node = {
