@@ -1,4 +1,4 @@
-"""`unimontage` command line: dataset flows, cards, lineage.
+"""`unimontage` command line: dataset flows, cards, lineage, reviews.
 
 Flows run under Prefect (an ephemeral local server unless PREFECT_API_URL points at one)
 and Ray (local unless RAY_ADDRESS is set).
@@ -125,11 +125,12 @@ def _mount_products() -> None:
 
 @app.command("card")
 def card_cmd(
-    uri: str = typer.Argument(..., help="Dataset URI, optionally @VERSION."),
+    uri: str = typer.Argument(..., help="Dataset URI, optionally @VERSION or @TAG (e.g. @reviewed)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the full markdown card (with images) here."),
-    publish: bool = typer.Option(False, "--publish", help="Also publish it as the keyed Prefect artifact."),
+    publish: bool = typer.Option(False, "--publish", help="Also publish it as the dataset's keyed Prefect artifact "
+                                 "(in a small `publish-dataset-card` flow run)."),
 ) -> None:
-    """Print a dataset card: counts per task, rejects by reason, schema, how to load, lineage."""
+    """Print a dataset card: counts per task, rejects by reason, examples, scores, schema, lineage."""
     from flows import card
 
     try:
@@ -140,32 +141,102 @@ def card_cmd(
         out.write_text(markdown)
         typer.echo(f"wrote {out} ({len(markdown):,} bytes)", err=True)
     if publish:
-        from prefect.artifacts import create_markdown_artifact
-
-        from datagen.store.lance_io import split_version
-
-        create_markdown_artifact(key=card.artifact_key(split_version(uri)[0]), markdown=markdown)
+        key = card.publish_card_flow(uri)
+        typer.echo(f"published as Prefect artifact {key!r}", err=True)
     typer.echo(card.strip_images(markdown))
+
+
+LINEAGE_FORMATS = ("text", "json", "svg", "png", "dot")
 
 
 @app.command("lineage")
 def lineage_cmd(
-    ref: str = typer.Argument(..., help="Dataset URI[@VERSION] or a checkpoint/training-run directory."),
-    as_json: bool = typer.Option(False, "--json", help="Print the graph as JSON."),
+    ref: str = typer.Argument(..., help="Dataset URI[@VERSION|@TAG] or a checkpoint/training-run directory."),
+    fmt: str = typer.Option("text", "--format", help="text (each node once), json (the walked tree), svg or png "
+                            "(the picture the cards show; drawn with matplotlib, no Graphviz needed) or dot "
+                            "(Graphviz source)."),
+    as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for png) instead of stdout."),
     verify: bool = typer.Option(False, "--verify", help="Recompute the dataset's content hash from its rows."),
 ) -> None:
-    """Print the lineage graph back to flow runs and sources."""
+    """The lineage graph back to flow runs and sources: as text, JSON or a picture."""
+    from datagen.report import lineage_picture
     from datagen.store import lineage
 
+    fmt = "json" if as_json else fmt
+    if fmt not in LINEAGE_FORMATS:
+        fail(f"--format {fmt!r}: one of {', '.join(LINEAGE_FORMATS)}")
+    if fmt == "png" and out is None:
+        fail("--format png writes a binary file: add --out FILE.png")
     tree = lineage.walk(ref)
     if tree["node"].get("kind") == "missing":
         fail(tree["node"]["error"])
-    typer.echo(json.dumps(tree, indent=1, default=str) if as_json else lineage.render(tree))
+    rendered: str | bytes
+    if fmt == "json":
+        rendered = json.dumps(tree, indent=1, default=str)
+    elif fmt == "text":
+        rendered = lineage.render(tree)
+    else:
+        graph = lineage.graph(tree)
+        rendered = {"svg": lineage_picture.to_svg, "png": lineage_picture.to_png, "dot": lineage_picture.to_dot}[fmt](graph)
+    if out is not None:
+        out.write_bytes(rendered) if isinstance(rendered, bytes) else out.write_text(rendered)
+        typer.echo(f"wrote {out}", err=True)
+    else:
+        typer.echo(rendered)
     if verify:
         res = lineage.verify_dataset(ref)
         typer.echo(json.dumps(res, indent=1))
         if not res["ok"]:
             raise typer.Exit(1)
+
+
+def _prefect_server() -> str | None:
+    """The Prefect API this process talks to (env or profile); None means an ephemeral one."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url
+
+
+@app.command("review")
+def review_cmd(
+    ref: str = typer.Argument(..., help="Dataset URI, optionally @VERSION (default: the latest version)."),
+    approve: Optional[bool] = typer.Option(None, "--approve/--reject", help="Decide here instead of in the "
+                                           "Prefect UI: approve lets training pin URI@reviewed, reject does not."),
+    reviewer: Optional[str] = typer.Option(None, "--reviewer", help="Your name (required with --approve/--reject)."),
+    flag: list[str] = typer.Option([], "--flag", help="SAMPLE_ID=REASON: leave this sample out of training "
+                                   "(repeatable)."),
+    comment: str = typer.Option("", "--comment", help="A note recorded with the decision."),
+    sample_size: int = typer.Option(12, "--sample", help="Random rows shown to the reviewer.", min=1, max=200),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random rows."),
+    timeout_hours: float = typer.Option(24.0, "--timeout-hours", help="How long to wait for a decision in the UI."),
+) -> None:
+    """Approve or reject a dataset version after looking at its card and a random sample.
+
+    Without --approve/--reject the run pauses until a reviewer resumes it in the Prefect UI
+    (needs PREFECT_API_URL pointing at a server, e.g. `make ui`)."""
+    from flows.review import review_flow
+
+    decision = None
+    if approve is not None:
+        if not reviewer:
+            fail("--reviewer NAME is required with --approve/--reject")
+        flags = []
+        for item in flag:
+            sample_id, sep, reason = item.partition("=")
+            if not sep or not sample_id.strip() or not reason.strip():
+                fail(f"--flag {item!r}: write SAMPLE_ID=REASON")
+            flags.append({"sample_id": sample_id.strip(), "reason": reason.strip()})
+        decision = {"decision": "approve" if approve else "reject", "reviewer": reviewer, "flags": flags,
+                    "comment": comment}
+    elif reviewer or flag or comment:
+        fail("--reviewer/--flag/--comment go with --approve or --reject (or decide in the Prefect UI)")
+    elif not _prefect_server():
+        fail("without --approve/--reject the review waits for a decision in the Prefect UI, which needs a Prefect "
+             "server: start one (`make ui`) and set PREFECT_API_URL, or decide here with --approve/--reject "
+             "--reviewer NAME")
+    _run_flow(review_flow, dataset=ref, sample_size=sample_size, seed=seed, timeout_hours=timeout_hours,
+              decision=decision)
 
 
 @app.command("doctor")

@@ -102,10 +102,13 @@ def audit_dataset(product: str, uri: str, version: int, per_task: int = 3) -> di
 
 @task(name="publish-card", cache_policy=NO_CACHE)
 def publish_card(uri: str, version: int) -> str:
+    """The card of `uri@version` as the artifact keyed by the dataset's location (one history
+    per location, a version per publication)."""
     markdown = card.render_card(f"{uri}@{version}")
     key = card.artifact_key(uri)
-    create_markdown_artifact(key=key, markdown=markdown, description=f"Dataset card of {uri}@{version}")
-    get_run_logger().info("card published as artifact %r (%d bytes)", key, len(markdown))
+    create_markdown_artifact(key=key, markdown=markdown,
+                             description=f"Dataset card of `{lance_io.dataset_name(uri)}` version {version} at `{uri}`")
+    get_run_logger().info("card of %s@%d published as artifact %r (%d bytes)", uri, version, key, len(markdown))
     return key
 
 

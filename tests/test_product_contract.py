@@ -86,5 +86,5 @@ def test_toy_product_through_cli_flow_card_and_lineage(prefect_harness, ray_loca
     assert node["product"] == "toy" and node["config"] == {"num": 20, "size": 24, "colour": "green"}
     assert node["flow_runs"][0]["flow"] == "toy-dataset"
     md = card.render_card(out)
-    assert "| `--size` | `24` | `32` | Canvas side in pixels. |" in md
-    assert "| `--colour` | `\"green\"` | `\"red\"` | Colour of the square. |" in md
+    assert "- `--size` = `24` (default `32`): Canvas side in pixels." in md
+    assert "- `--colour` = `\"green\"` (default `\"red\"`): Colour of the square." in md

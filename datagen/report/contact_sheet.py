@@ -51,32 +51,37 @@ def _arrow(tile: int) -> np.ndarray:
 
 
 def sample_strip(sample: Sample, tile: int = 128, max_images: int = 6) -> np.ndarray:
-    """Tiles of one sample: inputs (blue frame) -> outputs (green frame)."""
+    """Tiles of one sample: inputs (blue frame) -> outputs (green frame); a sample without
+    inputs (text-to-image) shows its outputs alone, with no arrow from nothing."""
     parts = [_tile(p.pixels, tile, INPUT_BORDER) for p in sample.inputs[:max_images]]
-    if not parts:
-        parts.append(np.full((tile, tile // 2, 3), 255, np.uint8))  # no inputs (t2i): empty slot
-    parts.append(_arrow(tile))
+    if parts:
+        parts.append(_arrow(tile))
     parts += [_tile(p.pixels, tile, OUTPUT_BORDER) for p in sample.outputs[:max_images]]
     return np.concatenate(parts, axis=1)
 
 
-def render(samples: list[Sample], tile: int = 128, width: int | None = None, label_px: int = 13) -> np.ndarray:
-    """A sheet with one labelled row per sample."""
-    strips = [sample_strip(s, tile) for s in samples]
-    width = width or max([s.shape[1] for s in strips] + [6 * tile])
-    font = _font(label_px)
+def _label(text: str, width: int, label_px: int) -> np.ndarray:
     chars = max(20, int(width / (label_px * 0.55)))
+    lines = textwrap.wrap(text, chars)[:3] or [""]
+    band = Image.new("RGB", (width, (label_px + 4) * len(lines) + 6), (255, 255, 255))
+    draw = ImageDraw.Draw(band)
+    for i, line in enumerate(lines):
+        draw.text((4, 3 + i * (label_px + 4)), line, fill=(20, 20, 20), font=_font(label_px))
+    return np.asarray(band)
+
+
+def render(samples: list[Sample], tile: int = 128, width: int | None = None, label_px: int = 13,
+           captions: list[str] | None = None, min_tiles: int = 6) -> np.ndarray:
+    """A sheet with one row per sample, its label under it: `task | instruction`, or the
+    caller's `captions` (one per sample). At least `min_tiles` tiles wide, room for the label."""
+    strips = [sample_strip(s, tile) for s in samples]
+    width = width or max([s.shape[1] for s in strips] + [min_tiles * tile])
+    captions = captions or [f"{s.task}  |  {s.instruction}" for s in samples]
     rows = []
-    for sample, strip in zip(samples, strips):
-        text = f"{sample.task}  |  {sample.instruction}"
-        lines = textwrap.wrap(text, chars)[:3]
-        band = Image.new("RGB", (width, (label_px + 4) * len(lines) + 6), (255, 255, 255))
-        draw = ImageDraw.Draw(band)
-        for i, line in enumerate(lines):
-            draw.text((4, 3 + i * (label_px + 4)), line, fill=(20, 20, 20), font=font)
+    for caption, strip in zip(captions, strips):
         row = np.full((strip.shape[0], width, 3), 255, np.uint8)
         row[:, : min(width, strip.shape[1])] = strip[:, :width]
-        rows.append(np.concatenate([np.asarray(band), row, np.full((6, width, 3), 255, np.uint8)], axis=0))
+        rows.append(np.concatenate([row, _label(caption, width, label_px), np.full((8, width, 3), 255, np.uint8)]))
     if not rows:
         return np.full((tile, width, 3), 255, np.uint8)
     return np.concatenate(rows, axis=0)

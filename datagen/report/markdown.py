@@ -15,14 +15,32 @@ from typing import Any
 
 
 def escape(value: Any) -> str:
-    """Cell text: HTML-escaped, pipes escaped, newlines flattened."""
-    text = html.escape(str(value), quote=False)
-    return text.replace("|", "\\|").replace("\n", " ").replace("\r", " ")
+    """Text from data, safe in a paragraph, list item or table cell: HTML-escaped (Prefect's
+    renderer passes some HTML through), markdown punctuation and pipes backslash-escaped,
+    newlines flattened."""
+    text = html.escape(str(value), quote=False).replace("\n", " ").replace("\r", " ")
+    return re.sub(r"([\\`*_\[\]|])", r"\\\1", text)
+
+
+def breakable(value: Any) -> str:
+    """`escape`d text with a line-break opportunity after every '/': a long path wraps in the
+    UI instead of running off the card (a `<wbr>` is invisible and copies as nothing)."""
+    return escape(value).replace("/", "/<wbr>")
+
+
+def code(value: Any) -> str:
+    """An inline code span of `value`, verbatim (entities are not decoded inside code)."""
+    text = str(value).replace("\n", " ").replace("\r", " ")
+    fence = "``" if "`" in text else "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def table(header: list[str], rows: list[list[Any]], *, raw: bool = False) -> str:
-    """A markdown table; cells are escaped unless `raw` (cells the caller already formatted)."""
-    cell = (lambda v: str(v).replace("|", "\\|").replace("\n", " ")) if raw else escape
+    """A markdown table; cells are escaped unless `raw` (cells the caller already formatted:
+    their pipes are escaped here, as GFM wants even inside code spans). Prefect's UI never
+    wraps a table cell: keep tables to short values and put long text in lists."""
+    cell = (lambda v: re.sub(r"(?<!\\)\|", r"\\|", str(v)).replace("\n", " ")) if raw else escape
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
     return "\n".join(out)

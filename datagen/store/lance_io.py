@@ -42,17 +42,49 @@ def rejects_uri(uri: str) -> str:
     return f"{base}_rejects.lance"
 
 
+def flags_uri(uri: str) -> str:
+    """`X.lance` -> `X_flags.lance` beside it: sample ids a reviewer flagged, per version."""
+    uri = normalise_uri(uri)
+    base = uri[: -len(".lance")] if uri.endswith(".lance") else uri
+    return f"{base}_flags.lance"
+
+
 def dataset_name(uri: str) -> str:
     base = normalise_uri(uri).rsplit("/", 1)[-1]
     return base[: -len(".lance")] if base.endswith(".lance") else base
 
 
 def split_version(ref: str) -> tuple[str, int | None]:
-    """`URI@7` -> (URI, 7); a plain URI -> (URI, None)."""
+    """`URI@7` -> (URI, 7); `URI@reviewed` -> (URI, the version the tag names now); a plain URI -> (URI, None)."""
     m = re.match(r"^(.*\.lance)@(\d+)$", ref)
     if m:
         return m.group(1), int(m.group(2))
+    if _TAGGED.match(ref):
+        return resolve_ref(ref)
     return ref, None
+
+
+# Lance tag names: letters, digits, '.', '-', '_' (a leading letter keeps them apart from versions).
+_TAGGED = re.compile(r"^(.*\.lance)@([A-Za-z][\w.-]*)$")
+
+
+def resolve_ref(ref: str) -> tuple[str, int | None]:
+    """`URI@TAG` -> (URI, the version the Lance tag points at); `URI@7` -> (URI, 7); `URI` -> (URI, None).
+
+    The one place tags are resolved: training pins `collage.lance@reviewed` to a number once,
+    so a run reads the version that was reviewed even if the tag moves on later.
+    """
+    m = _TAGGED.match(ref)
+    if not m:
+        return split_version(ref)
+    uri, tag = m.group(1), m.group(2)
+    if not exists(uri):
+        raise FileNotFoundError(f"no Lance dataset at {normalise_uri(uri)}")
+    try:
+        return uri, lance.dataset(normalise_uri(uri)).tags.get_version(tag)
+    except ValueError as exc:  # Lance: "Ref not found error: tag X does not exist"
+        raise FileNotFoundError(f"{normalise_uri(uri)} has no tag {tag!r} (is the version reviewed? "
+                                f"`unimontage review {uri}`)") from exc
 
 
 def _fs(uri: str) -> tuple[pafs.FileSystem, str]:

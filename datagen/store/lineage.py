@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,10 @@ def _parents(node: dict[str, Any]) -> list[str]:
     for src in node.get("sources", []):
         if src.get("ref"):
             refs.append(src["ref"])
+    if node.get("training_run"):  # first: a checkpoint's datasets are its run's, reached through it
+        refs.append(node["training_run"])
     for key in ("datasets", "parents"):
         refs.extend(node.get(key, []))
-    if node.get("training_run"):
-        refs.append(node["training_run"])
     return refs
 
 
@@ -161,9 +162,11 @@ def _describe(node: dict[str, Any]) -> list[str]:
         code = node.get("code", {})
         lines.append(f"  code {code.get('package')} git {str(code.get('git'))[:12]}"
                      f"{' +local changes' if code.get('dirty') else ''}; config {str(node.get('config_hash'))[:16]}")
-        for src in node.get("sources", []):
-            if not src.get("ref"):
-                lines.append(f"  source {src.get('kind', '')} {src.get('uri')} sha256 {str(src.get('content_hash'))[:16]}")
+        external = [src for src in node.get("sources", []) if not src.get("ref")]
+        for src in external[:MAX_LISTED_SOURCES]:
+            lines.append(f"  source {src.get('kind', '')} {src.get('uri')} sha256 {str(src.get('content_hash'))[:16]}")
+        if len(external) > MAX_LISTED_SOURCES:
+            lines.append(f"  ... and {len(external) - MAX_LISTED_SOURCES} more sources (--format json lists them all)")
         return lines
     if kind == "checkpoint":
         metrics = node.get("metrics") or {}
@@ -195,15 +198,174 @@ def _describe(node: dict[str, Any]) -> list[str]:
     return [f"{kind}: {json.dumps(node)[:200]}"]
 
 
-def render(tree: dict[str, Any], indent: int = 0) -> str:
-    pad = "  " * indent
-    lines = [pad + ("<- " if indent else "") + _describe(tree["node"])[0]]
-    lines += [pad + "   " + ln.strip() for ln in _describe(tree["node"])[1:]]
-    if tree.get("repeat"):
-        lines.append(pad + "   (shown above)")
-    for parent in tree["parents"]:
-        lines.append(render(parent, indent + 1))
-    return "\n".join(lines)
+def node_id(node: dict[str, Any], ref: str = "") -> str:
+    """One name per graph node: `URI@VERSION` for dataset versions, the folder for runs and checkpoints."""
+    kind = node.get("kind")
+    if kind == "dataset" and node.get("uri"):
+        return f"{lance_io.normalise_uri(node['uri'])}@{node.get('version')}"
+    if kind == "review":
+        return f"review:{node.get('dataset')}:{node.get('id')}"
+    where = node.get("uri") or node.get("path")
+    return lance_io.normalise_uri(where) if where else ref
+
+
+def _flatten(tree: dict[str, Any]) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """(id, node, parent ids) of every node in the walked tree, each once, the root first."""
+    out: dict[str, tuple[dict[str, Any], list[str]]] = {}
+
+    def visit(t: dict[str, Any]) -> str:
+        nid = node_id(t["node"], t["ref"])
+        parents = [visit(p) for p in t.get("parents", [])]
+        run = t["node"].get("training_run")
+        if run and lance_io.normalise_uri(run) in parents:  # a checkpoint: its run stands for the run's datasets
+            parents = [lance_io.normalise_uri(run)]
+        if nid not in out or (parents and not out[nid][1]):  # a repeat carries no parents: keep the first
+            out[nid] = (t["node"], parents)
+        return nid
+
+    order = [visit(tree)]  # nearest first: breadth-first from the root
+    for nid in order:
+        order += [p for p in out[nid][1] if p not in order]
+    return [(k, out[k][0], out[k][1]) for k in order]
+
+
+def _review_line(review: dict[str, Any]) -> str:
+    flags = review.get("flags") or {}
+    flagged = f", {flags.get('rows')} sample(s) flagged in {flags.get('uri')}@{flags.get('version')}" if flags else ""
+    return f"  review {review.get('decision')} by {review.get('reviewer')} at {review.get('decided_at')}{flagged}"
+
+
+def _short(node: dict[str, Any], nid: str) -> str:
+    kind = node.get("kind", "?")
+    if kind == "dataset":
+        return f"dataset {node.get('name', '')} {nid}"
+    return f"{kind.replace('_', ' ')} {nid}"
+
+
+def render(tree: dict[str, Any]) -> str:
+    """The walked graph as text, each node once (the root first), each with the nodes it came from."""
+    from datagen.store import reviews
+
+    flat = _flatten(tree)
+    shorts = {nid: _short(node, nid) for nid, node, _ in flat}
+    blocks = []
+    for nid, node, parents in flat:
+        lines = _describe(node)
+        if node.get("kind") == "dataset" and node.get("uri"):
+            lines += [_review_line(r) for r in reviews.reviews_of(node["uri"], node.get("version"))]
+        lines += [f"  <- {shorts[p]}" for p in parents]
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
+
+
+# --------------------------------------------------------------------------- the graph as a picture's input
+MAX_SOURCE_BOXES = 4  # more external sources than this are drawn as one box per kind
+MAX_LISTED_SOURCES = 20  # ... and listed up to this many in text and cards
+@dataclass
+class GraphNode:
+    id: str
+    kind: str  # source | flow_run | dataset | review | training_run | checkpoint | missing
+    title: str
+    lines: list[str]
+
+
+@dataclass
+class LineageGraph:
+    """Nodes and parent -> child edges above (and the reviews and checkpoints beside) `focus`."""
+    focus: str
+    nodes: dict[str, GraphNode] = field(default_factory=dict)
+    edges: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, node: GraphNode) -> str:
+        self.nodes.setdefault(node.id, node)
+        return node.id
+
+    def link(self, parent: str, child: str) -> None:
+        if parent != child and (parent, child) not in self.edges:
+            self.edges.append((parent, child))
+
+
+def _h(value: Any, n: int = 12) -> str:
+    return str(value)[:n] if value else "?"
+
+
+def _box(nid: str, node: dict[str, Any]) -> GraphNode:
+    kind = node.get("kind", "missing")
+    if kind == "dataset":
+        rows = node.get("rows")
+        return GraphNode(nid, kind, f"{node.get('name') or 'dataset'} @ v{node.get('version')}",
+                         [node.get("uri", nid), f"{rows if rows is not None else '?'} rows, content {_h(node.get('content_hash'))}"])
+    if kind == "training_run":
+        cfg = node.get("config") or {}
+        return GraphNode(nid, kind, f"training run {node.get('name', '')}",
+                         [nid, f"{node.get('status', '?')}, step {node.get('step', '?')}/{node.get('max_steps', '?')}, "
+                               f"model {cfg.get('model', '?')}", f"config {_h(node.get('config_hash'))}"])
+    if kind == "checkpoint":
+        loss = (node.get("metrics") or {}).get("loss")
+        lines = [nid, f"loss {loss:.4f}" if isinstance(loss, (int, float)) else "loss ?"]
+        if node.get("weights_sha256"):
+            lines.append(f"weights {_h(node['weights_sha256'])}")
+        return GraphNode(nid, kind, f"checkpoint, step {node.get('step', '?')}", lines)
+    return GraphNode(nid, "missing", "missing", [nid, str(node.get("error", ""))[:80]])
+
+
+def _flow_run_box(fr: dict[str, Any]) -> GraphNode:
+    return GraphNode(f"flow-run:{fr.get('id')}", "flow_run", f"flow run {fr.get('flow', '')}",
+                     [str(fr.get("name") or ""), f"id {_h(fr.get('id'), 8)}"])
+
+
+def _source_boxes(nid: str, node: dict[str, Any]) -> list[GraphNode]:
+    """A box per external source; a product that records one source per file (video clips) gets
+    one box per kind instead, naming the folder and the count."""
+    external = [s for s in node.get("sources", []) if not s.get("ref")]
+    if len(external) <= MAX_SOURCE_BOXES:
+        return [GraphNode(f"source:{s.get('kind')}:{s.get('uri')}", "source", f"source {s.get('kind', '')}",
+                          [str(s.get("uri")), f"sha256 {_h(s.get('content_hash'))}"]) for s in external]
+    boxes = []
+    for kind in dict.fromkeys(str(s.get("kind", "")) for s in external):
+        uris = [str(s.get("uri")) for s in external if str(s.get("kind", "")) == kind]
+        folder = os.path.commonprefix(uris).rsplit("/", 1)[0] or "."
+        boxes.append(GraphNode(f"sources:{nid}:{kind}", "source", f"{len(uris)} {kind} source{'s' if len(uris) != 1 else ''}",
+                               [f"{folder}/", f"e.g. {uris[0].rsplit('/', 1)[-1]}; hashes in --format json"]))
+    return boxes
+
+
+def graph(ref_or_tree: str | dict[str, Any], *, max_checkpoints: int = 6) -> LineageGraph:
+    """Sources -> flow runs -> datasets@version (-> reviews) -> flow run -> training run ->
+    checkpoints, for a dataset version, a training run or a checkpoint."""
+    from datagen.store import reviews
+
+    tree = walk(ref_or_tree) if isinstance(ref_or_tree, str) else ref_or_tree
+    flat = _flatten(tree)
+    g = LineageGraph(focus=flat[0][0])
+    for nid, node, _ in flat:
+        g.add(_box(nid, node))
+    for nid, node, parents in flat:
+        kind = node.get("kind")
+        runs = list(node.get("flow_runs") or []) or ([node["flow_run"]] if node.get("flow_run") else [])
+        via = [g.add(_flow_run_box(fr)) for fr in runs if fr]
+        ups = list(parents) + [g.add(box) for box in _source_boxes(nid, node)] if kind == "dataset" else list(parents)
+        for target in via or [nid]:
+            for up in ups:
+                g.link(up, target)
+            if target != nid:
+                g.link(target, nid)
+        if kind == "dataset" and node.get("uri"):
+            for r in reviews.reviews_of(node["uri"], node.get("version")):
+                flags = (r.get("flags") or {}).get("rows", 0)
+                g.link(nid, g.add(GraphNode(f"review:{nid}:{r.get('id')}", "review", f"review: {r.get('decision')}",
+                                            [f"by {r.get('reviewer')}", str(r.get("decided_at")),
+                                             f"{flags} sample(s) flagged"])))
+        if kind == "training_run":
+            for path in list(node.get("checkpoints") or [])[-max_checkpoints:]:
+                cid = lance_io.normalise_uri(path)
+                if cid not in g.nodes:
+                    try:
+                        g.add(_box(cid, checkpoint_node(path)))
+                    except (FileNotFoundError, OSError, ValueError):
+                        g.add(GraphNode(cid, "checkpoint", "checkpoint", [cid, "(no lineage.json)"]))
+                g.link(nid, cid)
+    return g
 
 
 def verify_rows(ds, recorded: str | None) -> dict[str, Any]:
