@@ -41,17 +41,30 @@ def rejects_uri(uri: str) -> str:
     return f"{base}_rejects.lance"
 
 
+def flags_uri(uri: str) -> str:
+    """`X.lance` -> `X_flags.lance` beside it: sample ids a reviewer flagged, per version."""
+    uri = normalise_uri(uri)
+    base = uri[: -len(".lance")] if uri.endswith(".lance") else uri
+    return f"{base}_flags.lance"
+
+
 def dataset_name(uri: str) -> str:
     base = normalise_uri(uri).rsplit("/", 1)[-1]
     return base[: -len(".lance")] if base.endswith(".lance") else base
 
 
-def split_version(ref: str) -> tuple[str, int | None]:
-    """`URI@7` -> (URI, 7); a plain URI -> (URI, None)."""
-    m = re.match(r"^(.*\.lance)@(\d+)$", ref)
+def split_version(ref: str) -> tuple[str, int | str | None]:
+    """`URI@7` -> (URI, 7); `URI@reviewed` -> (URI, "reviewed"), a Lance tag; a plain URI -> (URI, None)."""
+    m = re.match(r"^(.*\.lance)@(\d+|[A-Za-z_][\w.-]*)$", ref)
     if m:
-        return m.group(1), int(m.group(2))
+        version = m.group(2)
+        return m.group(1), int(version) if version.isdigit() else version
     return ref, None
+
+
+def resolve_ref(ref: str) -> str:
+    """`URI[@VERSION|@TAG]` -> `URI@VERSION`: a tag (e.g. `reviewed`) or no version -> the version it is now."""
+    return f"{normalise_uri(split_version(ref)[0])}@{open_dataset(ref).version}"
 
 
 def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -115,12 +128,12 @@ def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[
 
 
 def open_dataset(ref: str) -> lance.LanceDataset:
-    """Open `URI` (latest) or `URI@VERSION`, with a clear error when it is not a dataset."""
+    """Open `URI` (latest), `URI@VERSION` or `URI@TAG`, with a clear error when it is not a dataset."""
     uri, version = split_version(ref)
     uri = normalise_uri(uri)
     if not exists(uri):
         raise FileNotFoundError(f"no Lance dataset at {uri}")
-    return lance.dataset(uri, version=version)
+    return lance.dataset(uri, version=version)  # Lance resolves a tag name to its version
 
 
 def read_lineage(ds: lance.LanceDataset) -> dict[str, Any] | None:
