@@ -19,8 +19,8 @@ from torch import Tensor
 
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # Longest instruction kept whole, in the encoder's tokens. The longest instruction of the demo
-# datasets is 148 MiniLM tokens (a 4-panel storyboard); all-MiniLM-L6-v2 was trained on
-# sequences up to 256 word pieces (its position table holds 512).
+# datasets is 104 MiniLM tokens (a 4-view multi-view; 4-panel storyboards with captions reach
+# ~110); all-MiniLM-L6-v2 was trained on sequences up to 256 word pieces (512 positions).
 DEFAULT_MAX_TOKENS = 256
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model")
 T5_TYPES = ("t5", "mt5", "umt5")

@@ -61,9 +61,12 @@ class RowIndex:
         return int(self.position.shape[0])
 
     def fingerprint(self) -> str:
-        """Changes when any row's place, task, weight, shape, tokens or text changes."""
+        """Changes when any row's place, task, weight, shape, tokens or text changes. A text
+        cache counts by its location: its rows are append-only, so a later version (another
+        run added texts) still holds this run's rows at the same places."""
+        caches = [lance_io.split_version(c)[0] if c else "" for c in self.text_caches]
         h = hashlib.sha256()
-        h.update("\n".join(self.datasets + ["|"] + self.tasks + ["|"] + self.text_caches).encode())
+        h.update("\n".join(self.datasets + ["|"] + self.tasks + ["|"] + caches).encode())
         for arr in (self.dataset, self.position, self.task, self.weight, self.n_in, self.n_out, self.tokens_in,
                     self.tokens_out, self.text_row):
             h.update(np.ascontiguousarray(arr).tobytes())

@@ -96,7 +96,9 @@ def share_plot_png(schedule: dict[str, Any]) -> bytes | None:
 
     steps = np.array(schedule["steps"])
     shares = np.array(schedule["shares"]).T  # (tasks, points)
-    fig, ax = plt.subplots(figsize=(8.4, 2.6))
+    n = len(schedule["tasks"])
+    cols = 1 + (n - 1) // 14  # a legend column per 14 tasks, tall enough for them
+    fig, ax = plt.subplots(figsize=(7.4 + 1.1 * cols, max(2.6, 0.6 + 0.16 * min(n, 14))))
     colours = plt.get_cmap("tab20")(np.linspace(0, 1, max(2, len(schedule["tasks"]))))
     ax.stackplot(steps, shares, labels=schedule["tasks"], colors=colours, step="post")
     ax.set_ylim(0, 1)
@@ -104,7 +106,7 @@ def share_plot_png(schedule: dict[str, Any]) -> bytes | None:
     ax.set_title("task share of samples (planned)", fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6, ncol=1, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(fontsize=6, ncol=cols, loc="center left", bbox_to_anchor=(1.0, 0.5))
     _stage_lines(ax, schedule.get("stages") or [])
     return _png(fig)
 
@@ -209,14 +211,16 @@ def preview_png(checkpoint: str, per_task: int = 1, steps: int = 20, max_rows: i
             if seen.get(task, 0) >= per_task:
                 continue
             row = ds.take([pos], columns=["instruction", "inputs", "outputs"]).to_pylist()[0]
-            if not row["outputs"] or len(row["inputs"] or []) > loaded.model.config.max_inputs:
+            c = loaded.model.config
+            if not row["outputs"] or len(row["inputs"] or []) > c.max_inputs or len(row["outputs"]) > c.max_outputs:
                 continue
             seen[task] = seen.get(task, 0) + 1
             target = loaded.fit(decode(row["outputs"][0]["data"]), row["outputs"][0]["role"] or "")
             inputs = [loaded.fit(decode(p["data"]), p["role"] or "") for p in row["inputs"] or []]
             text = final_text(row["instruction"], len(row["outputs"]), tc.text_prefix_outputs)
+            # As many outputs as the row has (the instruction may say how many), the first one shown.
             generated = sample(loaded.model, inputs, text, steps=steps, cfg=2.0, seed=0, size=target.shape[:2],
-                               text_encoder=encoder, image_space=space)[0]
+                               n_outputs=len(row["outputs"]), text_encoder=encoder, image_space=space)[0]
             tiles = [_tile(im, tile, INPUT) for im in inputs]
             tiles += [_tile(generated, tile, GENERATED), _tile(target, tile, TARGET)]
             strips.append(np.concatenate(tiles, axis=1))

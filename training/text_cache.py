@@ -54,7 +54,8 @@ def final_text(instruction: str | None, n_outputs: int, prefix_outputs: bool) ->
 
 
 def encoder_key(path: Path, max_tokens: int) -> str:
-    """What the cached features depend on: config and tokenizer bytes, weight files by name and size."""
+    """What the cached features depend on: the cut, config and tokenizer bytes, weight files by
+    name and size (the texts themselves, prefixed or not, are the rows' keys)."""
     h = hashlib.sha256(f"max_tokens={max_tokens}".encode())
     for p in sorted(q for q in path.iterdir() if q.is_file()):
         if p.suffix in (".json", ".txt", ".model"):
@@ -85,8 +86,7 @@ def build(uri: str, texts: list[str], encoder) -> tuple[str, np.ndarray, TextSta
     keys = [_sha(t) for t in texts]
     have: dict[str, int] = {}
     if lance_io.exists(uri):
-        stored = lance.dataset(uri).to_table(columns=["key"]).column("key").to_pylist()
-        have = {k: i for i, k in enumerate(stored)}
+        have = _positions(lance.dataset(uri).to_table(columns=["key"]).column("key").to_pylist())
     distinct = sorted(set(zip(keys, texts)))  # sorted: the same table whatever the row order
     todo = [(k, t) for k, t in distinct if k not in have]
     lengths = dict(zip([t for _, t in distinct], encoder.token_lengths([t for _, t in distinct])))
@@ -106,10 +106,18 @@ def build(uri: str, texts: list[str], encoder) -> tuple[str, np.ndarray, TextSta
         table = pa.Table.from_pylist(rows, schema=SCHEMA.with_metadata({"dim": str(encoder.dim)}))
         mode = "append" if lance_io.exists(uri) else "create"
         lance.write_dataset(table, uri, mode=mode)
-        stored = lance.dataset(uri).to_table(columns=["key"]).column("key").to_pylist()
-        have = {k: i for i, k in enumerate(stored)}  # positions as stored, whatever raced us
+        have = _positions(lance.dataset(uri).to_table(columns=["key"]).column("key").to_pylist())
     ref = f"{uri}@{lance.dataset(uri).version}" if have else ""
     return ref, np.array([have[k] for k in keys], dtype=np.int64), stats
+
+
+def _positions(keys: list[str]) -> dict[str, int]:
+    """Each key's first row. Rows are only ever appended, so a text's first row never moves:
+    a run resumed after another run appended (even the same texts, racing it) finds its rows."""
+    out: dict[str, int] = {}
+    for i, k in enumerate(keys):
+        out.setdefault(k, i)
+    return out
 
 
 def read(ref: str, rows: list[int], dim: int) -> list[tuple[np.ndarray, np.ndarray]]:
