@@ -15,12 +15,15 @@ from flows.cli_errors import fail
 
 def train(
     config: Optional[str] = typer.Option(None, "--config", help="YAML/JSON config file, or a preset name: tiny, "
-                                         "small, demo (training/configs/)."),
+                                         "small, demo, imontage, dreamomni (training/configs/)."),
     dataset: list[str] = typer.Option([], "--dataset", help="Lance dataset URI[@VERSION]; repeat for several. "
-                                      "Without @VERSION the latest is pinned. Replaces the config's datasets."),
+                                      "Without @VERSION the latest is pinned; @TAG (e.g. @reviewed) pins the version "
+                                      "the tag names. Replaces the config's datasets (stages that list their own "
+                                      "keep them)."),
     out: str = typer.Option("runs", "--out", help="Storage folder of runs (Ray Train storage_path)."),
     sets: list[str] = typer.Option([], "--set", help="Override any config field: key=value (repeatable), e.g. "
-                                   "--set lr=1e-3 --set model_overrides.depth_single=2 --set curriculum=t2i,edit"),
+                                   "--set lr=1e-3 --set model_overrides.depth_single=2 --set curriculum=t2i,edit "
+                                   "--set stages.1.steps=50"),
     prefect: bool = typer.Option(True, "--prefect/--no-prefect", help="Run as the Prefect flow (training-run "
                                  "artifact, flow run in the lineage) or call the Ray Train job directly."),
 ) -> None:
@@ -57,11 +60,13 @@ def sample(
     instruction: str = typer.Option(..., "--instruction", help="Instruction; refer to inputs as <image 1>, ..."),
     out: str = typer.Option(..., "--out", help="Folder for output_<k>.png, the fitted inputs and sample.json."),
     steps: int = typer.Option(28, "--steps", help="Euler steps."),
-    cfg_scale: float = typer.Option(4.0, "--cfg", help="Classifier-free guidance scale (1 = off)."),
+    cfg_scale: float = typer.Option(4.0, "--cfg", help="Text guidance scale (1 = off)."),
+    image_cfg: float = typer.Option(1.0, "--image-cfg", help="Image guidance scale on the inputs (1 = off; "
+                                    "needs a model trained with ref_dropout > 0)."),
     seed: int = typer.Option(0, "--seed", help="Noise seed: the same seed gives the same images."),
     n_outputs: int = typer.Option(1, "--outputs", help="Number of output images."),
-    size: Optional[str] = typer.Option(None, "--size", help="HEIGHTxWIDTH without inputs (default: the square "
-                                       "training bucket)."),
+    size: Optional[str] = typer.Option(None, "--size", help="Output HEIGHTxWIDTH, fitted to the training pixel "
+                                       "budget (default: the first input's fitted size; without inputs a square)."),
 ) -> None:
     """Generate output images from a checkpoint, input images and an instruction."""
     from datagen.images import ImageRejected
@@ -69,7 +74,7 @@ def sample(
 
     try:
         paths = sample_checkpoint(checkpoint, inputs, instruction, out, steps=steps, cfg_scale=cfg_scale,
-                                  seed=seed, n_outputs=n_outputs, size=size)
+                                  image_cfg=image_cfg, seed=seed, n_outputs=n_outputs, size=size)
     except ImageRejected as exc:
         fail(f"input image refused ({exc.reason}): {exc.detail}")
     except (ValueError, FileNotFoundError) as exc:

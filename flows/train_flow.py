@@ -1,4 +1,4 @@
-"""Training as a Prefect flow: resolve dataset versions -> Ray Train -> run card -> lineage.
+"""Training as a Prefect flow: resolve dataset versions -> Ray Train (every stage) -> run card -> lineage.
 
 Thin by design: the work is `training.job.run_training`; the flow pins what it will
 read, records its flow run in the run's lineage, and publishes the run card as a keyed
@@ -61,7 +61,7 @@ def record_lineage(checkpoint: str) -> str:
 @flow(name="train", log_prints=True)
 def train_flow(config: dict[str, Any] | str | None = None, datasets: list[str] | None = None, out: str = "runs",
                overrides: list[str] | None = None, previews: bool = True) -> dict[str, Any]:
-    """Train UnifiedDiT on pinned Lance dataset versions with Ray Train."""
+    """Train UnifiedDiT on pinned Lance dataset versions with Ray Train, stage after stage."""
     from training.config import (
         TrainConfig,
         apply_overrides,
@@ -71,7 +71,8 @@ def train_flow(config: dict[str, Any] | str | None = None, datasets: list[str] |
 
     raw = read_config_file(preset_path(config)) if isinstance(config, str) else dict(config or {})
     cfg = TrainConfig.from_dict(apply_overrides(raw, list(overrides or [])))
-    pinned = resolve_datasets(list(datasets or cfg.datasets))
+    refs = list(datasets or cfg.datasets)
+    pinned = resolve_datasets(refs) if refs or not cfg.stages else []  # stages may name their own datasets
     summary = train_task(cfg.replace(datasets=pinned).to_dict(), out)
     key = publish_run_card(summary["run_dir"], summary["name"], previews)
     if summary["checkpoint"]:

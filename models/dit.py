@@ -1,17 +1,17 @@
 """UnifiedDiT: N input images + an instruction -> M output images (0-4 in, 1-4 out).
 
-Every image is a pseudo-frame: it is patchified on its own, its tokens get a 3D RoPE
-position (frame time, row, column; see `models/rope.py`), and the clean input frames are
-concatenated with the noisy output frames into one image sequence; with `align_inputs`
-each output token also gets the input patches of its own cell. Double-stream blocks
-(separate image/text weights, joint attention) are followed by single-stream blocks over
-[text; image]; every block is adaLN-Zero modulated by timestep + pooled text. Only the
-output frames' tokens reach the final layer, so the loss and the unpatchify see outputs
-only.
+Every image is a pseudo-frame at its own size: it is patchified on its own, its tokens get
+a 3D RoPE position (frame time, row, column of its own grid; see `models/rope.py`), and the
+clean input tokens are concatenated with the noisy output tokens into one image sequence;
+with `align_inputs` each output token also gets the input patches of its own cell.
+Double-stream blocks (separate image/text weights, joint attention) are followed by
+single-stream blocks over [text; inputs; outputs]; every block is adaLN-Zero modulated by
+timestep + pooled text. Only the output tokens reach the final layer, so the loss and the
+unpatchify see outputs only.
 
-Batches: all samples in one batch share (n_in, n_out, H, W); the trainer groups samples
-by that key (aspect-ratio buckets already fix H, W). Text length may differ per sample:
-padded text tokens are masked out of every attention.
+Batches: samples of one batch may differ in number and size of images; `models/packing.py`
+pads each side to its longest sample and masks the padding out of every attention, as it
+does for text.
 """
 
 from __future__ import annotations
@@ -19,18 +19,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 import torch
-from einops import rearrange
 from torch import Tensor, nn
 
 from models.layers import DoubleStreamBlock, LastLayer, LongSkip, MLPEmbedder, SingleStreamBlock, timestep_embedding
 from models.math import embed_positions
-from models.rope import LAYOUTS, MARGINAL_GAP, image_positions, text_positions
+from models.packing import Packed
+from models.rope import LAYOUTS, MARGINAL_GAP, text_positions
+from models.routing import AttentionProbe
 from models.text_encoder import TextEmbedding
 
 TIME_EMBED_DIM = 256
-PREDICTIONS = ("velocity", "image")
-# Image prediction divides by t; below this the division would amplify tiny errors into
-# huge velocities (JiT clips at 0.05 the same way).
+PREDICTIONS = ("velocity", "image", "residual")
+# Image and residual prediction divide by t; below this the division would amplify tiny
+# errors into huge velocities (JiT clips at 0.05 the same way).
 MIN_T_FOR_IMAGE = 0.05
 
 
@@ -62,7 +63,10 @@ class DiTConfig:
     # What the last layer predicts; forward always returns the velocity. "image": the
     # clean output x0, turned into v = (x_t - x0) / t (JiT, Li & He 2025: in pixel space a
     # patch of noise is full-rank and hard to predict, a patch of image is not).
-    prediction: str = "velocity"  # "velocity" | "image"
+    # "residual": x0 minus the first input at the same cell (its aligned patches; 0 where
+    # no input frames the same view), so the zero-initialised model starts as "copy the
+    # input" and learns only what the instruction changes.
+    prediction: str = "velocity"  # "velocity" | "image" | "residual"
 
     def __post_init__(self) -> None:
         self.axes_dim = tuple(int(a) for a in self.axes_dim)  # JSON gives a list back
@@ -184,65 +188,66 @@ class UnifiedDiT(nn.Module):
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-    def forward(self, x: Tensor, t: Tensor, inputs: Tensor | None, text: TextEmbedding) -> Tensor:
-        """Velocity for the noisy outputs.
+    def forward(self, x: Tensor, t: Tensor, batch: Packed, text: TextEmbedding,
+                probe: AttentionProbe | None = None) -> Tensor:
+        """Velocity of the noisy output tokens.
 
-        x: (B, M, C, H, W) noisy outputs; t: (B,) in [0, 1] (1 = pure noise);
-        inputs: (B, N, C, H, W) clean inputs, or None / N = 0; text: tokens (B, Lt, Dt),
-        mask (B, Lt), pooled (B, Dt). Returns (B, M, C, H, W).
+        x: (B, Lo, P) noisy output tokens, laid out as `batch.outputs`; t: (B,) in [0, 1]
+        (1 = pure noise); batch: clean input tokens and both sides' layout
+        (`models/packing.py`; `batch.outputs.tokens` is never read); text: tokens (B, Lt, Dt),
+        mask (B, Lt), pooled (B, Dt); probe: records attention maps for the routing loss.
+        Returns (B, Lo, P), zero at padding.
         """
         c = self.config
-        B, M, C, H, W = x.shape
-        N = 0 if inputs is None else inputs.shape[1]
-        p = c.patch_size
-        if C != c.in_channels or H % p or W % p:
-            raise ValueError(f"outputs {tuple(x.shape)} do not fit in_channels={c.in_channels}, patch={p}")
-        if not (0 <= N <= c.max_inputs and 1 <= M <= c.max_outputs):
-            raise ValueError(f"{N} inputs / {M} outputs outside 0-{c.max_inputs} / 1-{c.max_outputs}")
-        if N and inputs.shape[2:] != x.shape[2:]:
-            raise ValueError(f"inputs {tuple(inputs.shape)} and outputs {tuple(x.shape)} must share C, H, W")
-        gh, gw = H // p, W // p
-        n_cells = gh * gw
+        inp, outp = batch.inputs, batch.outputs
+        B, Lo, P = x.shape
+        Li = inp.length
+        if P != c.patch_dim or tuple(outp.mask.shape) != (B, Lo):
+            raise ValueError(f"noisy tokens {tuple(x.shape)} do not match patch_dim={c.patch_dim} and the output "
+                             f"layout {tuple(outp.mask.shape)}")
+        n_in, n_out = max(map(len, inp.grids), default=0), min(map(len, outp.grids), default=0)
+        if n_in > c.max_inputs or n_out < 1 or max(map(len, outp.grids)) > c.max_outputs:
+            raise ValueError(f"a sample has inputs / outputs outside 0-{c.max_inputs} / 1-{c.max_outputs}")
 
-        frames = x if N == 0 else torch.cat((inputs.to(x), x), dim=1)  # (B, N+M, C, H, W)
-        patches = rearrange(frames, "B F C (h p) (w q) -> B (F h w) (C p q)", p=p, q=p)  # (B, Li, C*p*p)
-        role = torch.cat((self.frame_role[0].expand(N * n_cells, -1), self.frame_role[1].expand(M * n_cells, -1)))  # (Li, D)
-        img = self.img_in(patches) + role  # (B, Li, D)
-        if self.aligned_in is not None and N:
-            cells = rearrange(patches[:, : N * n_cells], "B (F n) P -> B n (F P)", F=N)  # (B, gh*gw, N*P)
-            cells = nn.functional.pad(cells, (0, (c.max_inputs - N) * c.patch_dim))  # (B, gh*gw, max_in*P)
-            aligned = self.aligned_in(cells).repeat(1, M, 1)  # (B, M*gh*gw, D) same cell in every output
-            img = torch.cat((img[:, : N * n_cells], img[:, N * n_cells :] + aligned), dim=1)  # (B, Li, D)
+        img_in = self.img_in(inp.tokens.to(x)) + self.frame_role[0]  # (B, Li, D) clean inputs
+        img_out = self.img_in(x) + self.frame_role[1]  # (B, Lo, D) noisy outputs
+        if self.aligned_in is not None:
+            img_out = img_out + self.aligned_in(batch.aligned.to(x))  # (B, Lo, D) same-cell input patches
+        img = torch.cat((img_in, img_out), dim=1)  # (B, Li+Lo, D)
         txt = self.txt_in(text.tokens.to(img))  # (B, Lt, D)
         vec = self.time_in(timestep_embedding(t, TIME_EMBED_DIM).to(img)) + self.vector_in(text.pooled.to(img))  # (B, D)
 
         n_txt = txt.shape[1]
-        ids = torch.cat((text_positions(n_txt), image_positions(N, M, gh, gw, c.rope_layout, c.rope_gap)))  # (Lt+Li, 3)
-        pe = embed_positions(ids.to(x.device)[None], c.axes_dim, c.theta)  # (1, 1, Lt+Li, hd/2, 2, 2)
-        mask = None
-        if not bool(text.mask.all()):  # SDPA's fast path needs no mask; build one only for padded text
-            mask = torch.cat((text.mask.to(x.device, torch.bool), x.new_ones(B, img.shape[1], dtype=torch.bool)), dim=1)  # (B, Lt+Li)
+        ids = torch.cat((text_positions(n_txt).expand(B, -1, -1), inp.ids, outp.ids), dim=1)  # (B, Lt+Li+Lo, 3)
+        pe = embed_positions(ids.to(x.device), c.axes_dim, c.theta)  # (B, 1, Lt+Li+Lo, hd/2, 2, 2)
+        mask = torch.cat((text.mask.to(x.device, torch.bool), inp.mask.to(x.device), outp.mask.to(x.device)), dim=1)
+        mask = None if bool(mask.all()) else mask  # (B, Lt+Li+Lo); SDPA's fast path needs no mask
+        if probe is not None:
+            probe.bind(n_txt, Li, Lo)
 
         n_blocks = len(self.double_blocks) + len(self.single_blocks)
         n_skips, stack = len(self.skips), []
         for i, block in enumerate(self.double_blocks):
             if n_skips and i >= n_blocks - n_skips:
-                img = self.skips[n_blocks - 1 - i](img, stack.pop())  # (B, Li, D)
-            img, txt = block(img=img, txt=txt, vec=vec, pe=pe, mask=mask)  # (B, Li, D), (B, Lt, D)
+                img = self.skips[n_blocks - 1 - i](img, stack.pop())  # (B, Li+Lo, D)
+            img, txt = block(img=img, txt=txt, vec=vec, pe=pe, mask=mask, probe=_chosen(probe, i))
             if i < n_skips:
                 stack.append(img)
-        seq = torch.cat((txt, img), dim=1)  # (B, Lt+Li, D)
+        seq = torch.cat((txt, img), dim=1)  # (B, Lt+Li+Lo, D)
         for j, block in enumerate(self.single_blocks):
             i = len(self.double_blocks) + j
             if n_skips and i >= n_blocks - n_skips:
-                fused = self.skips[n_blocks - 1 - i](seq[:, n_txt:], stack.pop())  # (B, Li, D)
-                seq = torch.cat((seq[:, :n_txt], fused), dim=1)  # (B, Lt+Li, D)
-            seq = block(seq, vec=vec, pe=pe, mask=mask)  # (B, Lt+Li, D)
+                fused = self.skips[n_blocks - 1 - i](seq[:, n_txt:], stack.pop())  # (B, Li+Lo, D)
+                seq = torch.cat((seq[:, :n_txt], fused), dim=1)  # (B, Lt+Li+Lo, D)
+            seq = block(seq, vec=vec, pe=pe, mask=mask, probe=_chosen(probe, i))  # (B, Lt+Li+Lo, D)
             if i < n_skips:
                 stack.append(seq[:, n_txt:])
-        out_tokens = seq[:, n_txt + N * n_cells :]  # (B, M*gh*gw, D) output frames only
-        out = self.final_layer(out_tokens, vec)  # (B, M*gh*gw, C*p*p)
-        out = rearrange(out, "B (F h w) (C p q) -> B F C (h p) (w q)", F=M, h=gh, w=gw, p=p, q=p)  # (B, M, C, H, W)
-        if c.prediction == "image":
-            out = (x - out) / t.clamp(min=MIN_T_FOR_IMAGE).view(B, 1, 1, 1, 1).to(x)  # (B, M, C, H, W) velocity
-        return out
+        out = self.final_layer(seq[:, n_txt + Li:], vec)  # (B, Lo, P) output tokens only
+        if c.prediction != "velocity":
+            x0 = out if c.prediction == "image" else batch.anchor().to(out) + out  # (B, Lo, P) clean estimate
+            out = (x - x0) / t.clamp(min=MIN_T_FOR_IMAGE).view(B, 1, 1).to(x)  # (B, Lo, P) its velocity
+        return out * outp.mask[..., None].to(out)
+
+
+def _chosen(probe: AttentionProbe | None, block: int) -> AttentionProbe | None:
+    return probe if probe is not None and block in probe.blocks else None

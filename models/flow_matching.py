@@ -3,8 +3,8 @@
     x_t = (1 - t) * x0 + t * noise,   t in [0, 1], t = 0 is data, t = 1 is pure noise
     target velocity v = dx_t/dt = noise - x0
 
-The model predicts v for the output frames only; inputs stay clean and are not part of
-the loss. Timesteps are logit-normal (SD3): most samples land at mid-range t, where the
+The model predicts v for the output tokens only (padding excluded); inputs stay clean and
+are not part of the loss. Timesteps are logit-normal (SD3): most samples land at mid-range t, where the
 velocity is hardest to predict, few at the nearly trivial ends. The sampler integrates
 from t = 1 to t = 0 (`models/sampling.py`).
 
@@ -18,26 +18,30 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from models.packing import Packed
+from models.routing import AttentionProbe, RoutingTargets
 from models.text_encoder import TextEmbedding
 
 
 @dataclass
 class EditBatch:
-    outputs: Tensor  # (B, M, C, H, W) clean targets in the model's image space
+    batch: Packed  # inputs and output layout; `batch.outputs.tokens` are the clean targets x0 (B, Lo, P)
     text: TextEmbedding  # (B, Lt, Dt) tokens, mask, pooled
-    inputs: Tensor | None = None  # (B, N, C, H, W) clean inputs; None when N = 0
     weight: Tensor | None = None  # (B,) per-sample loss weights (the record's `weight`; 1 = neutral)
-    pixel_weight: Tensor | None = None  # (B, M, 1, H, W) per-position weights, e.g. up-weighting edited regions
+    pixel_weight: Tensor | None = None  # (B, Lo, 1 or P) per-position weights, e.g. up-weighting edited regions
+    routing: RoutingTargets | None = None  # reference -> instance pairs for the routing loss
 
     def __len__(self) -> int:
-        return self.outputs.shape[0]
+        return len(self.batch)
 
 
 @dataclass
 class FlowLoss:
-    loss: Tensor  # scalar, differentiable
+    loss: Tensor  # scalar, differentiable: flow loss + routing_weight * routing loss
     per_sample: Tensor  # (B,) detached MSE before the per-sample weight, for per-task logging
     t: Tensor  # (B,) the timesteps used
+    routing: Tensor | None = None  # detached routing loss (None: no pair in the batch)
+    routing_mass: Tensor | None = None  # detached attention mass inside the instances
 
 
 def logit_normal_timesteps(n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1.0) -> Tensor:
@@ -61,26 +65,49 @@ def training_loss(
     *,
     generator: torch.Generator,
     text_dropout: float = 0.1,
+    ref_dropout: float = 0.0,
+    routing_weight: float = 0.0,
+    routing_blocks: tuple[int, ...] | list[int] = (),
+    denominator: float | None = None,
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
 ) -> FlowLoss:
     """One rectified-flow loss evaluation; every random draw comes from `generator`.
 
-    `text_dropout` replaces that fraction of instructions by the null embedding, which
-    trains the unconditional branch classifier-free guidance needs at sampling time.
+    `text_dropout` replaces that fraction of instructions by the null embedding and
+    `ref_dropout` removes that fraction of samples' input images (drawn independently, so
+    some samples lose both): the unconditional branches classifier-free guidance needs at
+    sampling time, for text and for images. With `routing_blocks`, the routing loss
+    (`models/routing.py`) is computed on the batch's pairs, logged, and added with
+    `routing_weight`. `denominator` divides the weighted sum of per-sample losses (default:
+    the batch size; a Ray Train rank with part of a global batch passes its share of it).
     """
-    x0 = batch.outputs  # (B, M, C, H, W)
+    x0 = batch.batch.outputs.tokens  # (B, Lo, P)
+    out_mask = batch.batch.outputs.mask.to(x0.device)  # (B, Lo)
     B = x0.shape[0]
     device = x0.device
     t = logit_normal_timesteps(B, generator, logit_mean, logit_std).to(device)  # (B,)
-    noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0)  # (B, M, C, H, W)
-    dropped = torch.rand(B, generator=generator, device=generator.device) < text_dropout  # (B,)
-    text = batch.text.drop(dropped).to(device)
-    pred = model(interpolate(x0, noise, t), t, batch.inputs, text)  # (B, M, C, H, W)
-    err = (pred.float() - velocity_target(x0, noise).float()) ** 2  # (B, M, C, H, W)
+    noise = torch.randn(x0.shape, generator=generator, device=generator.device).to(x0)  # (B, Lo, P)
+    no_text = torch.rand(B, generator=generator, device=generator.device) < text_dropout  # (B,)
+    no_refs = torch.rand(B, generator=generator, device=generator.device) < ref_dropout  # (B,)
+    text = batch.text.drop(no_text).to(device)
+    packed = batch.batch.drop_inputs(no_refs) if bool(no_refs.any()) else batch.batch
+    probe = None
+    if batch.routing is not None and routing_blocks:
+        probe = AttentionProbe(batch.routing.without(no_refs).to(device), list(routing_blocks),
+                               grad=routing_weight > 0)
+    pred = model(interpolate(x0, noise, t), t, packed, text, probe=probe)  # (B, Lo, P)
+    err = (pred.float() - velocity_target(x0, noise).float()) ** 2  # (B, Lo, P)
     if batch.pixel_weight is not None:
         err = err * batch.pixel_weight.to(err)
-    per_sample = err.flatten(1).mean(1)  # (B,)
+    valid = out_mask[..., None].to(err)  # (B, Lo, 1)
+    per_sample = (err * valid).flatten(1).sum(1) / (valid.flatten(1).sum(1) * err.shape[-1]).clamp(min=1)  # (B,)
     weight = torch.ones(B, device=device) if batch.weight is None else batch.weight.to(device).float()
-    loss = (weight * per_sample).mean()
-    return FlowLoss(loss=loss, per_sample=per_sample.detach(), t=t.detach())
+    loss = (weight * per_sample).sum() / (B if denominator is None else denominator)
+    routing = mass = None
+    if probe is not None and probe.targets.pairs:
+        routing, mass = probe.loss()
+        if routing_weight > 0:
+            loss = loss + routing_weight * routing
+        routing = routing.detach()
+    return FlowLoss(loss=loss, per_sample=per_sample.detach(), t=t.detach(), routing=routing, routing_mass=mass)

@@ -132,7 +132,8 @@ class DoubleStreamBlock(nn.Module):
         q, k = attn.norm(q, k, v)
         return q, k, v
 
-    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def forward(self, img: Tensor, txt: Tensor, vec: Tensor, pe: Tensor, mask: Tensor | None,
+                probe=None) -> tuple[Tensor, Tensor]:
         n_txt = txt.shape[1]
         img_mod1, img_mod2 = self.img_mod(vec)  # (B, 1, D) x 3 each
         txt_mod1, txt_mod2 = self.txt_mod(vec)
@@ -141,7 +142,7 @@ class DoubleStreamBlock(nn.Module):
         q = torch.cat((txt_q, img_q), dim=2)  # (B, H, Lt+Li, d)
         k = torch.cat((txt_k, img_k), dim=2)
         v = torch.cat((txt_v, img_v), dim=2)
-        attn = attention(q, k, v, pe=pe, mask=mask)  # (B, Lt+Li, D)
+        attn = attention(q, k, v, pe=pe, mask=mask, probe=probe)  # (B, Lt+Li, D)
         txt_attn, img_attn = attn[:, :n_txt], attn[:, n_txt:]
         img = img + img_mod1.gate * self.img_attn.proj(img_attn)
         img = img + img_mod2.gate * self.img_mlp(modulate(self.img_norm2(img), img_mod2))
@@ -165,13 +166,13 @@ class SingleStreamBlock(nn.Module):
         self.mlp_act = nn.GELU(approximate="tanh")
         self.modulation = Modulation(hidden_size, double=False)
 
-    def forward(self, x: Tensor, vec: Tensor, pe: Tensor, mask: Tensor | None) -> Tensor:
+    def forward(self, x: Tensor, vec: Tensor, pe: Tensor, mask: Tensor | None, probe=None) -> Tensor:
         mod, _ = self.modulation(vec)  # (B, 1, D) x 3
         x_mod = modulate(self.pre_norm(x), mod)  # (B, L, D)
         qkv, mlp = torch.split(self.linear1(x_mod), [3 * self.hidden_size, self.mlp_hidden], dim=-1)
         q, k, v = rearrange(qkv, "B L (K H D) -> K B H L D", K=3, H=self.num_heads)  # (B, H, L, d) each
         q, k = self.norm(q, k, v)
-        attn = attention(q, k, v, pe=pe, mask=mask)  # (B, L, D)
+        attn = attention(q, k, v, pe=pe, mask=mask, probe=probe)  # (B, L, D)
         out = self.linear2(torch.cat((attn, self.mlp_act(mlp)), dim=2))  # (B, L, D)
         return x + mod.gate * out
 

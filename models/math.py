@@ -12,13 +12,17 @@ from einops import rearrange
 from torch import Tensor
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, pe: Tensor, mask: Tensor | None = None) -> Tensor:
+def attention(q: Tensor, k: Tensor, v: Tensor, pe: Tensor, mask: Tensor | None = None, probe=None) -> Tensor:
     """Rotary-embedded scaled dot-product attention.
 
     q, k, v: (B, H, L, D); pe: (1|B, 1, L, D/2, 2, 2); mask: (B, L) bool, True = key may be
-    attended (padding keys are False). Returns (B, L, H*D).
+    attended (padding keys are False). `probe(q, k, mask)`, when given, sees the rotated
+    queries and keys (the routing loss reads attention maps through it, `models/routing.py`).
+    Returns (B, L, H*D).
     """
     q, k = apply_rope(q, k, pe)
+    if probe is not None:
+        probe(q, k, mask)
     attn_mask = None if mask is None else mask[:, None, None, :]  # (B, 1, 1, L) broadcast over heads, queries
     x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
     return rearrange(x, "B H L D -> B L (H D)")

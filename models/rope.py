@@ -3,10 +3,12 @@
 Each image token gets a position (t, h, w): `t` says which image it belongs to, (h, w) is
 its patch cell. Two rules carry the design (iMontage):
 
-- Input and output images are frames at *different* times but the *same* spatial grid,
-  so the output token at (h, w) and the input token at (h, w) differ only on the t axis.
-  Their attention score then depends on content alone plus one fixed temporal offset,
-  which makes "copy the untouched pixel from the input" an easy pattern to learn.
+- Input and output images are frames at *different* times on spatial grids that all start
+  at the top-left patch, so the output token at (h, w) and the input token at (h, w) differ
+  only on the t axis. Their attention score then depends on content alone plus one fixed
+  temporal offset, which makes "copy the untouched pixel from the input" an easy pattern to
+  learn. Each image keeps its own size and so its own grid (gh, gw): an outpaint input that
+  is the top 60% of the canvas covers the top 60% of the output's rows, cell for cell.
 - "marginal" (default) puts inputs at the start of the time axis and outputs after a
   wide gap, so the model always knows which side a frame is on, whatever N and M are
   (iMontage's layout for many-to-many with a video prior). "uniform" numbers all frames
@@ -38,19 +40,22 @@ def frame_times(n_in: int, n_out: int, layout: str = "marginal", gap: int = MARG
     raise ValueError(f"unknown RoPE layout {layout!r}; choose one of {LAYOUTS}")
 
 
+def grid_positions(time: int, grid_h: int, grid_w: int) -> Tensor:
+    """(grid_h * grid_w, 3) positions (t, h, w) of one image's tokens, row-major."""
+    hh, ww = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")  # (gh, gw) each
+    t = torch.full((grid_h * grid_w,), float(time))
+    return torch.stack((t, hh.flatten().float(), ww.flatten().float()), dim=-1)
+
+
 def image_positions(
     n_in: int, n_out: int, grid_h: int, grid_w: int, layout: str = "marginal", gap: int = MARGINAL_GAP
 ) -> Tensor:
-    """(t, h, w) of every image token, frames in order inputs then outputs, each row-major.
+    """(t, h, w) of every token of n_in + n_out frames of one size, inputs then outputs, each row-major.
 
     Returns a float tensor of shape ((n_in + n_out) * grid_h * grid_w, 3).
     """
-    times = torch.tensor(frame_times(n_in, n_out, layout, gap), dtype=torch.float32)  # (F,)
-    hh, ww = torch.meshgrid(torch.arange(grid_h), torch.arange(grid_w), indexing="ij")  # (gh, gw) each
-    spatial = torch.stack([hh.flatten(), ww.flatten()], dim=-1).float()  # (gh*gw, 2)
-    n_frames, n_cells = len(times), spatial.shape[0]
-    t = times.repeat_interleave(n_cells)[:, None]  # (F*gh*gw, 1)
-    return torch.cat([t, spatial.repeat(n_frames, 1)], dim=-1)  # (F*gh*gw, 3)
+    times = frame_times(n_in, n_out, layout, gap)
+    return torch.cat([grid_positions(t, grid_h, grid_w) for t in times])  # (F*gh*gw, 3)
 
 
 def text_positions(n_txt: int) -> Tensor:

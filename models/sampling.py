@@ -1,9 +1,8 @@
 """Euler sampler with classifier-free guidance (plain functions, no scheduler class).
 
 Integrates the rectified flow of `models/flow_matching.py` from t = 1 (noise) to t = 0
-(data). Guidance keeps the image inputs in both branches and drops only the text, the
-same null embedding the training-time text dropout used:
-    v = v_null + cfg * (v_text - v_null)
+(data). Guidance has a text scale and an image scale (see `denoise`); the unconditional
+branches use what training dropped: the null text embedding and no input images.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from models.image_space import PixelSpace, VAESpace
+from models.packing import Packed, pack, unpack
 from models.text_encoder import TextEmbedding, TextEncoder
 
 
@@ -28,65 +28,80 @@ def get_schedule(steps: int, shift: float = 1.0) -> list[float]:
     return [float(t) for t in ts]
 
 
+def guidance_branches(cfg: float, image_cfg: float, has_inputs: bool) -> tuple[bool, bool]:
+    """Which extra branches the guidance formula needs: (image-only, unconditional)."""
+    image_cfg = image_cfg if has_inputs else 1.0  # without inputs the two branches coincide
+    return cfg != 1.0 or image_cfg != 1.0, image_cfg != 1.0
+
+
 @torch.no_grad()
 def denoise(
     model: nn.Module,
     x: Tensor,
-    inputs: Tensor | None,
+    batch: Packed,
     text: TextEmbedding,
     timesteps: list[float],
     cfg: float = 1.0,
+    image_cfg: float = 1.0,
 ) -> Tensor:
-    """Euler steps from x at timesteps[0] to timesteps[-1]. x: (B, M, C, H, W)."""
-    guided = cfg != 1.0
-    if guided:  # one forward pass for both branches
-        text = TextEmbedding.cat([text, text.null_like()])
-        inputs = None if inputs is None else torch.cat((inputs, inputs))
+    """Euler steps from x at timesteps[0] to timesteps[-1]. x: (B, Lo, P) noisy output tokens.
+
+    Guidance with separate text and image scales (InstructPix2Pix's form):
+        v = v_none + image_cfg * (v_image - v_none) + cfg * (v_full - v_image)
+    v_full sees text and inputs, v_image the inputs only, v_none neither. image_cfg = 1 is
+    plain text guidance with the inputs kept in both branches.
+    """
+    B = x.shape[0]
+    with_image, with_none = guidance_branches(cfg, image_cfg, bool(batch.inputs.mask.any()))
+    n = 1 + with_image + with_none
+    texts, dropped = [text], [torch.zeros(B, dtype=torch.bool)]
+    if with_image:
+        texts.append(text.null_like())
+        dropped.append(torch.zeros(B, dtype=torch.bool))
+    if with_none:
+        texts.append(text.null_like())
+        dropped.append(torch.ones(B, dtype=torch.bool))
+    joint = batch.tile(n).drop_inputs(torch.cat(dropped)) if n > 1 else batch
+    joint_text = TextEmbedding.cat(texts) if n > 1 else text
     for t_curr, t_next in zip(timesteps[:-1], timesteps[1:]):
-        x_in = torch.cat((x, x)) if guided else x  # (B or 2B, M, C, H, W)
-        t = torch.full((x_in.shape[0],), t_curr, dtype=x.dtype, device=x.device)  # (B or 2B,)
-        v = model(x_in, t, inputs, text)  # (B or 2B, M, C, H, W)
-        if guided:
-            v_text, v_null = v.chunk(2)
-            v = v_null + cfg * (v_text - v_null)
-        x = x + (t_next - t_curr) * v
+        x_in = x.repeat(n, 1, 1)  # (n*B, Lo, P)
+        t = torch.full((x_in.shape[0],), t_curr, dtype=x.dtype, device=x.device)  # (n*B,)
+        v = model(x_in, t, joint, joint_text).chunk(n)  # n x (B, Lo, P)
+        v_full = v[0]
+        if n == 1:
+            guided = v_full
+        else:
+            v_image = v[1]
+            v_none = v[2] if with_none else v_image
+            guided = v_none + (image_cfg if with_none else 1.0) * (v_image - v_none) + cfg * (v_full - v_image)
+        x = x + (t_next - t_curr) * guided
     return x
 
 
 def sample_batch(
     model: nn.Module,
-    inputs: Tensor | None,
+    batch: Packed,
     text: TextEmbedding,
     *,
-    n_outputs: int = 1,
-    size: tuple[int, int] | None = None,
     steps: int = 28,
     cfg: float = 4.0,
+    image_cfg: float = 1.0,
     seed: int = 0,
     shift: float = 1.0,
 ) -> Tensor:
-    """Outputs in the model's image space: (B, n_outputs, C, h, w).
+    """Output tokens in the model's image space, laid out as `batch.outputs`: (B, Lo, P).
 
-    inputs: (B, N, C, h, w) in the image space, or None; `size` (h, w) is needed only
-    without inputs. Noise comes from a generator seeded with `seed` alone, so the same call
-    gives the same outputs.
+    The outputs' sizes come from `batch.outputs` (its tokens are ignored). Noise comes from
+    a generator seeded with `seed` alone, so the same call gives the same outputs.
     """
-    c = model.config
-    B = len(text)
-    if inputs is not None and inputs.shape[1] > 0:
-        h, w = inputs.shape[-2:]
-    elif size is not None:
-        h, w = size
-        inputs = None
-    else:
-        raise ValueError("sampling without input images needs size=(h, w)")
     device = next(model.parameters()).device
     generator = torch.Generator().manual_seed(int(seed))
-    noise = torch.randn(B, n_outputs, c.in_channels, h, w, generator=generator).to(device)
+    noise = torch.randn(batch.outputs.tokens.shape, generator=generator).to(device)  # (B, Lo, P)
     was_training = model.training
     model.eval()
     try:
-        return denoise(model, noise, inputs, text.to(device), get_schedule(steps, shift), cfg)
+        out = denoise(model, noise, batch.to(device), text.to(device), get_schedule(steps, shift), cfg, image_cfg)
+        return out * batch.outputs.mask[..., None].to(out)
     finally:
         model.train(was_training)
 
@@ -99,37 +114,41 @@ def sample(
     cfg: float = 4.0,
     seed: int = 0,
     *,
+    image_cfg: float = 1.0,
     n_outputs: int = 1,
     size: tuple[int, int] | None = None,
     text_encoder: TextEncoder | None = None,
     image_space: PixelSpace | VAESpace | None = None,
     shift: float = 1.0,
 ) -> list[np.ndarray]:
-    """One sample: input images (uint8 HxWx3, all one size) + instruction -> n_outputs images.
+    """One sample: input images (uint8 HxWx3, each at its own size) + instruction -> n_outputs images.
 
-    `size` is the output (H, W) in pixels when there are no inputs. Pass a loaded
-    `text_encoder` when calling repeatedly (the default MiniLM loads in a few seconds).
+    `size` is the outputs' (H, W) in pixels; by default the first input's size (an edit
+    keeps its canvas), required without inputs. Sides must be multiples of the patch size
+    times the image space's downsampling. Pass a loaded `text_encoder` when calling
+    repeatedly (the default MiniLM loads in a few seconds).
     """
     space = image_space or PixelSpace()
+    c = model.config
     if isinstance(text, str):
         text = (text_encoder or TextEncoder()).encode([text])
-    if text.dim != model.config.text_dim:
-        raise ValueError(f"text features are {text.dim}-d but the model expects text_dim={model.config.text_dim}")
-    shapes = {np.asarray(im).shape for im in inputs}
-    if len(shapes) > 1:
-        raise ValueError(f"input images must share one size, got {sorted(shapes)}")
-    latents = space.encode(np.stack(inputs))[None] if len(inputs) else None  # (1, N, C, h, w)
-    latent_size = None if size is None else (size[0] // space.downsample, size[1] // space.downsample)
-    device = next(model.parameters()).device
-    out = sample_batch(
-        model,
-        None if latents is None else latents.to(device),
-        text,
-        n_outputs=n_outputs,
-        size=latent_size,
-        steps=steps,
-        cfg=cfg,
-        seed=seed,
-        shift=shift,
-    )  # (1, M, C, h, w)
-    return [im.numpy() for im in space.decode(out[0])]
+    if text.dim != c.text_dim:
+        raise ValueError(f"text features are {text.dim}-d but the model expects text_dim={c.text_dim}")
+    if size is None:
+        if not len(inputs):
+            raise ValueError("sampling without input images needs size=(h, w)")
+        size = tuple(np.asarray(inputs[0]).shape[:2])
+    unit = c.patch_size * space.downsample
+    for im in [*inputs, np.zeros((*size, 3))]:
+        h, w = np.asarray(im).shape[:2]
+        if h % unit or w % unit:
+            raise ValueError(f"image {h}x{w} is not a multiple of {unit} (patch {c.patch_size} x image space "
+                             f"downsampling {space.downsample}); fit it first (training.sizes.fit_image)")
+    latents = [space.encode(np.asarray(im)) for im in inputs]  # (C, h, w) each
+    out_size = (size[0] // space.downsample, size[1] // space.downsample)
+    blank = [torch.zeros(c.in_channels, *out_size) for _ in range(n_outputs)]
+    batch = pack([latents], [blank], patch=c.patch_size, max_inputs=c.max_inputs, layout=c.rope_layout,
+                 gap=c.rope_gap)
+    tokens = sample_batch(model, batch, text, steps=steps, cfg=cfg, image_cfg=image_cfg, seed=seed, shift=shift)
+    images = unpack(tokens.cpu(), batch.outputs, c.patch_size)[0]
+    return [space.decode(im).numpy() for im in images]

@@ -10,6 +10,7 @@ import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from models.dit import DiTConfig, UnifiedDiT
+from models.packing import pack
 from models.text_encoder import TextEmbedding
 
 
@@ -27,7 +28,9 @@ def make_model(seed: int = 0) -> UnifiedDiT:
 def run(model: UnifiedDiT) -> torch.Tensor:
     g = torch.Generator().manual_seed(0)
     text = TextEmbedding(torch.randn(1, 3, 16, generator=g), torch.ones(1, 3, dtype=torch.bool), torch.randn(1, 16, generator=g))
-    return model(torch.randn(1, 1, 3, 4, 4, generator=g), torch.full((1,), 0.5), torch.randn(1, 2, 3, 4, 4, generator=g), text)
+    batch = pack([[torch.randn(3, 4, 4, generator=g), torch.randn(3, 4, 4, generator=g)]], [[torch.zeros(3, 4, 4)]],
+                 patch=model.config.patch_size)
+    return model(torch.randn(batch.outputs.tokens.shape, generator=g), torch.full((1,), 0.5), batch, text)
 
 
 def test_round_trip_restores_model_optimizer_step_and_lineage(tmp_path):

@@ -13,6 +13,7 @@ from skimage import data
 
 from models.dit import DiTConfig, UnifiedDiT
 from models.image_space import PixelSpace, VAESpace, load_image_space
+from models.packing import pack, unpack
 from models.sampling import sample
 from models.text_encoder import TextEncoder, default_text_encoder_path
 
@@ -74,9 +75,12 @@ def test_instruction_to_images_end_to_end(minilm):
     model = UnifiedDiT(config)
     outs = sample(model, [photo(16)], "remove the astronaut", steps=2, cfg=2.0, seed=0, n_outputs=2, text_encoder=minilm)
     assert [o.shape for o in outs] == [(16, 16, 3)] * 2
-    # A zero-initialised model predicts zero velocity: the sample is the (clipped) start noise.
-    noise = torch.randn(1, 2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    assert np.array_equal(outs[0], PixelSpace().decode(noise[0, 0]).numpy())
+    # A zero-initialised model predicts zero velocity: the sample is the (clipped) start noise,
+    # drawn as patch tokens (2x2 patches, 64 per 16x16 output) and laid back out as images.
+    noise = torch.randn(1, 2 * 64, 3 * 2 * 2, generator=torch.Generator().manual_seed(0))
+    layout = pack([[torch.zeros(3, 16, 16)]], [[torch.zeros(3, 16, 16)] * 2], patch=2).outputs
+    first = unpack(noise, layout, 2)[0][0]
+    assert np.array_equal(outs[0], PixelSpace().decode(first).numpy())
 
 
 @pytest.mark.parametrize("family", ["t5", "clip", "qwen2"])

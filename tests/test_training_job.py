@@ -1,5 +1,6 @@
-"""The Ray Train job end to end: CLI -> Prefect flow -> 2 gloo workers -> checkpoints + lineage;
-a worker lost mid-run and the resume from its checkpoint; sampling from the result.
+"""The Ray Train job end to end: CLI -> Prefect flow -> 2 gloo workers -> a two-stage run ->
+checkpoints + lineage + card; a worker lost right at the stage boundary and the resume from
+its checkpoint; sampling from the result.
 
 Real local Ray (2 CPUs: two 0.5-CPU train workers leave one CPU to Ray Data), real
 Prefect (test harness), real Lance datasets made through the harness, a tiny random-weight
@@ -26,7 +27,13 @@ from training import job
 from training.config import TrainConfig
 from training.lineage import read_node
 
-STEPS, EVERY = 6, 2
+STEPS, EVERY, BOUNDARY = 6, 2, 3
+STAGES = [
+    {"name": "pretrain", "steps": BOUNDARY, "mix": "cocktail", "curriculum": ["t2i", "edit"], "lr": 2e-3,
+     "warmup_steps": 1},
+    {"name": "hq", "steps": STEPS - BOUNDARY, "resolution": 24, "lr": 1e-3, "lr_schedule": "linear",
+     "warmup_steps": 0, "task_weights": {"t2i": 0}, "routing_weight": 0.5},
+]
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +41,9 @@ def setup(ray_local, tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     ref = make_photo_dataset(root / "photos.lance", num=24, seed=3)
     config = {"model_overrides": TEST_MODEL, "text_encoder": str(make_text_encoder(root / "te")),
-              "batch_size": 4, "num_workers": 2, "cpus_per_worker": 0.5, "data_tasks": 1, "max_steps": STEPS,
-              "checkpoint_every": EVERY, "log_every": 1, "warmup_steps": 2, "lr": 2e-3, "seed": 7,
-              "curriculum": ["t2i", "edit"], "curriculum_steps": 4, "keep_checkpoints": 4}
+              "batch_size": 4, "batch_tokens": 512, "num_workers": 2, "cpus_per_worker": 0.5, "data_tasks": 1,
+              "checkpoint_every": EVERY, "log_every": 1, "seed": 7, "keep_checkpoints": 5, "ref_dropout": 0.2,
+              "routing_pairs": ["object"], "text_prefix_outputs": True, "stages": STAGES}
     path = root / "config.json"
     path.write_text(json.dumps(config))
     return {"root": root, "ref": ref, "config": config, "config_file": str(path)}
@@ -51,7 +58,7 @@ def reference(setup, prefect_harness):
     res = CliRunner().invoke(app, ["train", "--config", setup["config_file"], "--dataset", setup["ref"].split("@")[0],
                                    "--out", str(out), "--set", "text_dropout=0.2"])
     assert res.exit_code == 0, res.output[-3000:]
-    (run_dir,) = [str(p) for p in out.iterdir() if p.is_dir()]
+    (run_dir,) = [str(p) for p in out.iterdir() if p.is_dir() and not p.name.startswith("_")]  # _text_cache
     return {"run_dir": run_dir, "out": str(out), "output": res.output}
 
 
@@ -63,20 +70,35 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
     assert node["dataset_facts"][setup["ref"]]["content_hash"] == graph.dataset_node(setup["ref"])["content_hash"]
     assert node["config"]["text_dropout"] == 0.2 and node["config"]["datasets"] == [setup["ref"]]
     assert node["flow_run"]["flow"] == "train" and node["flow_run"]["id"]
-    assert node["index"]["rows"] == 24 and node["index"]["skipped"] == {}
+    # every stage's inputs: what it read, at which resolution, which rows
+    pre, hq = node["stages"]
+    assert (pre["name"], pre["start"], pre["steps"], hq["name"], hq["start"]) == ("pretrain", 0, 3, "hq", 3)
+    assert pre["datasets"] == hq["datasets"] == [setup["ref"]] and hq["resolution"] == 24
+    assert pre["index"]["rows"] == hq["index"]["rows"] == 24 and pre["index"]["skipped"] == {}
+    assert node["text"]["truncated"] == 0 and node["text"]["prefix_outputs"] is True
+    schedule = node["mix_schedule"]
+    assert [s["name"] for s in schedule["stages"]] == ["pretrain", "hq"]
     checkpoints = job.list_checkpoints(run_dir)
-    assert [c.rsplit("_", 1)[1] for c in checkpoints] == ["00000002", "00000004", "00000006"]
+    # every checkpoint_every steps, and at the end of every stage
+    assert [c.rsplit("_", 1)[1] for c in checkpoints] == ["00000002", "00000003", "00000004", "00000006"]
     assert node["checkpoints"] == checkpoints
-    for step, ckpt in zip((2, 4, 6), checkpoints):
+    for step, ckpt in zip((2, 3, 4, 6), checkpoints):
         c = read_node(ckpt)
         assert c["kind"] == "checkpoint" and c["step"] == step and c["training_run"] == run_dir
         assert c["datasets"] == [setup["ref"]] and c["data_position"] == {"next_step": step, "plan": node["plan"]}
+        assert c["stage"]["name"] == ("pretrain" if step <= BOUNDARY else "hq")
+        assert c["stage"]["done"] == (step in (BOUNDARY, STEPS))
         assert c["metrics"]["step"] == step and np.isfinite(c["metrics"]["loss"])
-    # one record per step, per-task losses, all tasks trained (curriculum over by step 4)
+    # one record per step, per-task losses, the stage of each step, its LR schedule
     history = job.read_history(run_dir)
     assert [r["step"] for r in history] == list(range(STEPS))
+    assert [r["stage"] for r in history] == ["pretrain"] * 3 + ["hq"] * 3
     assert all(np.isfinite(r["loss"]) and r["tasks"] for r in history)
-    assert {t for r in history for t in r["tasks"]} >= {"t2i.photo", "edit.add"}
+    assert history[0]["tasks"].keys() == {"t2i.photo"}  # the cocktail starts on its easiest level
+    assert all("t2i.photo" not in r["tasks"] for r in history[BOUNDARY:])  # stage hq weighs t2i 0
+    assert [r["lr"] for r in history[BOUNDARY:]] == pytest.approx([1e-3, 1e-3 * 2 / 3, 1e-3 / 3])  # anneals to 0
+    routed = [r for r in history if "routing" in r]
+    assert routed and all(0 <= r["routing_mass"] <= 1 for r in routed)  # edit.remove carries object pairs
     assert "lineage: unimontage lineage" in reference["output"]
 
     # `unimontage lineage CHECKPOINT` prints the graph back to the dataset, its flow run and sources
@@ -106,18 +128,23 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
         arts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(node["name"])])),
                                      flow_run_filter=FlowRunFilter(), task_run_filter=TaskRunFilter(), limit=5,
                                      offset=0, sort=ArtifactSort.CREATED_DESC)
-    assert arts and "## Loss" in arts[0].data and arts[0].data.count("data:image/png;base64,") == 2
-    assert setup["ref"] in arts[0].data and len(arts[0].data.encode()) < 1_000_000
+    card = arts[0].data if arts else ""
+    assert "## Loss" in card and "## Stages" in card and "## Task mix" in card and "## Text" in card
+    assert "**pretrain**" in card and "**hq**" in card
+    assert card.count("data:image/png;base64,") == 3  # task shares, loss, generations
+    assert setup["ref"] in card and len(card.encode()) < 1_000_000
 
 
-def test_a_worker_lost_mid_run_resumes_from_its_checkpoint_with_the_same_batches(setup, reference):
-    """Rank 1 dies (os._exit) at step 5, after the step-4 checkpoint; FailureConfig restarts the
-    group, which resumes at step 4 and must reproduce the uninterrupted run exactly."""
+def test_a_worker_lost_at_the_stage_boundary_resumes_from_its_checkpoint_with_the_same_batches(setup, reference):
+    """Rank 1 dies (os._exit) at step 3, the first step of stage hq, after the stage-end checkpoint;
+    FailureConfig restarts the group, which resumes in stage hq at step 3 and must reproduce the
+    uninterrupted run exactly."""
     cfg = TrainConfig.from_dict(setup["config"] | {"datasets": [setup["ref"]], "text_dropout": 0.2,
-                                                   "chaos_exit_at_step": 5, "max_failures": 1})
+                                                   "chaos_exit_at_step": BOUNDARY, "max_failures": 1})
     result = job.run_training(cfg, out=str(setup["root"] / "crash"))
-    assert [(e["event"], e["step"]) for e in result.events] == [("start", 0), ("resume", 4)]
-    assert result.events[1]["checkpoint"].endswith("checkpoint_00000004")
+    assert [(e["event"], e["step"], e["stage"]) for e in result.events] == [("start", 0, "pretrain"),
+                                                                           ("resume", BOUNDARY, "hq")]
+    assert result.events[1]["checkpoint"].endswith("checkpoint_00000003")
     assert result.step == STEPS and result.lineage["status"] == "finished"
     crashed = [(r["step"], r["loss"], r["tasks"], r["batch_digest"]) for r in result.history]
     clean = [(r["step"], r["loss"], r["tasks"], r["batch_digest"]) for r in job.read_history(reference["run_dir"])]
@@ -135,16 +162,17 @@ def test_sample_cli_generates_from_the_checkpoint_and_refuses_a_broken_input(set
     out = tmp_path / "samples"
     res = CliRunner().invoke(app, ["sample", "--checkpoint", reference["run_dir"], "--inputs", str(photo),
                                    "--instruction", "Add a red disk to <image 1>.", "--out", str(out),
-                                   "--steps", "4", "--seed", "1"])
+                                   "--steps", "4", "--seed", "1", "--image-cfg", "1.5"])
     assert res.exit_code == 0, res.output
     generated = decode((out / "output_1.png").read_bytes())
-    assert generated.shape == (28, 40, 3)  # chelsea is 451x300: the 3:2 bucket
+    assert generated.shape == (20, 28, 3)  # chelsea is 451x300: near 3:2 within the last stage's 24x24 pixels
     assert generated.std() > 0  # an image, not a constant
     record = json.loads((out / "sample.json").read_text())
     assert record["checkpoint"].endswith("checkpoint_00000006") and record["step"] == STEPS
+    assert record["text"].startswith("Output 1 image.") and record["inputs"][0]["fitted"] == [20, 28]
     again = CliRunner().invoke(app, ["sample", "--checkpoint", reference["run_dir"], "--inputs", str(photo),
                                      "--instruction", "Add a red disk to <image 1>.", "--out", str(tmp_path / "b"),
-                                     "--steps", "4", "--seed", "1"])
+                                     "--steps", "4", "--seed", "1", "--image-cfg", "1.5"])
     assert again.exit_code == 0 and (tmp_path / "b" / "output_1.png").read_bytes() == (out / "output_1.png").read_bytes()
     broken = tmp_path / "broken.png"
     broken.write_bytes(photo.read_bytes()[:200])

@@ -3,7 +3,8 @@
 `PhotoWorker` is a small data product over scikit-image's photos, written through the real
 harness (Ray -> Lance, with lineage): several tasks, shapes and aspect ratios, so buckets,
 groups, mixing and per-sample weights all have something to bite on:
-  edit.add / edit.remove  1 input -> 1 output, square       (a disk painted on / removed)
+  edit.add / edit.remove  1 input -> 1 output, square       (a disk painted on / removed; remove
+                          carries an `object` region on both sides, a routing pair)
   t2i.photo               0 inputs -> 1 output, 3:4 landscape
   video.pair              1 -> 1, the stereo pair, ~3:2; odd indices carry weight 2
 """
@@ -75,10 +76,14 @@ class PhotoWorker:
         painted[mask] = COLORS[color]
         if task == "edit.add":
             src, dst, text, side_name = plain, painted, f"Add a {color} disk to <image 1>.", "output"
+            regions = [Region("edited", side_name, 0, mask)]
         else:
             src, dst, text, side_name = painted, plain, f"Remove the {color} disk from <image 1>.", "input"
-        return [Sample(task, text, [Picture(src, "source")], [Picture(dst, "target")],
-                       [Region("edited", side_name, 0, mask)], source_ids=[f"{name}:{i}"], generator="tests.photos@1")]
+            # the disk and the place it leaves: a reference -> instance pair for the routing loss
+            regions = [Region("edited", side_name, 0, mask), Region("object", "input", 0, mask),
+                       Region("object", "output", 0, mask)]
+        return [Sample(task, text, [Picture(src, "source")], [Picture(dst, "target")], regions,
+                       source_ids=[f"{name}:{i}"], generator="tests.photos@1")]
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ def make_text_encoder(folder: str | Path) -> Path:
     BertTokenizerFast(vocab_file=str(folder / "vocab.txt")).save_pretrained(folder)
     torch.manual_seed(0)
     config = BertConfig(vocab_size=len(dict.fromkeys(vocab)), hidden_size=TEXT_DIM, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=64)
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=512)
     BertModel(config).save_pretrained(folder, safe_serialization=True)
     return folder
 

@@ -7,7 +7,8 @@
     <checkpoint>/lineage.json        the checkpoint's lineage node (training/lineage.py)
 
 The data position is the next step: batches are a pure function of the step (see
-training/mixing.py), so nothing else about the data stream needs saving. `plan` records
+training/mixing.py), and so is the stage a step belongs to (training/stages.py), so nothing
+else about the data stream needs saving. `plan` records
 the schedule's fingerprint; resuming under a different schedule is refused.
 """
 
@@ -35,7 +36,8 @@ class TrainState:
     config: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)  # one metrics dict per finished step
     torch_rng: str = ""  # base64 of torch.get_rng_state()
-    datasets: list[str] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)  # every dataset version the weights have seen
+    stage: str = ""  # the stage the last finished step belonged to
 
 
 def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: TrainState,
@@ -46,7 +48,7 @@ def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Opti
     save_checkpoint(folder, model, optimizer=optimizer, step=state.next_step, extra=model_extra)
     state.torch_rng = base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()
     doc = {"format": STATE_FORMAT, "next_step": state.next_step, "data_position": {"next_step": state.next_step,
-           "plan": state.plan}, "config": state.config, "datasets": state.datasets,
+           "plan": state.plan, "stage": state.stage}, "config": state.config, "datasets": state.datasets,
            "rng": {"scheme": RNG_SCHEME, "torch": state.torch_rng}, "history": state.history}
     (folder / STATE_FILE).write_text(json.dumps(doc))
     from datagen.store.lineage import file_hash
@@ -66,7 +68,8 @@ def read_state(folder: str | Path) -> TrainState:
     if doc.get("format") != STATE_FORMAT:
         raise ValueError(f"{path} is not a {STATE_FORMAT} file")
     return TrainState(next_step=int(doc["next_step"]), plan=doc["data_position"]["plan"], config=doc["config"],
-                      history=doc.get("history", []), torch_rng=doc["rng"]["torch"], datasets=doc.get("datasets", []))
+                      history=doc.get("history", []), torch_rng=doc["rng"]["torch"], datasets=doc.get("datasets", []),
+                      stage=doc["data_position"].get("stage", ""))
 
 
 def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, plan: str) -> TrainState:

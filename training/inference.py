@@ -1,9 +1,11 @@
 """Sample from a training checkpoint: input image files + instruction -> output PNGs.
 
 Input files are untrusted: they go through `datagen.images.load_image` (decompression
-bombs, truncated files, odd modes are refused with a reason). They are fitted to the
-training bucket closest to their aspect ratio, as training data was. Outputs are written
-with a `sample.json` that records the checkpoint, its step and every sampling setting.
+bombs, truncated files, odd modes are refused with a reason). Each keeps its own aspect
+ratio and is fitted to the pixel budget of the checkpoint's stage, as training data was
+(`training/sizes.py`). Outputs take the first input's fitted size (or `--size`). Outputs
+are written with a `sample.json` that records the checkpoint, its step and every sampling
+setting.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training.buckets import Bucket, assign_buckets, fit_to_bucket
 from training.config import TrainConfig
+from training.sizes import fit_image, fit_size
 
 
 @dataclass
@@ -24,12 +26,16 @@ class LoadedCheckpoint:
     model: object  # models.dit.UnifiedDiT
     config: TrainConfig
     step: int
-    buckets: list[Bucket]
+    resolution: int  # pixel budget side of the stage the checkpoint was saved in
+    multiple: int  # image sides are multiples of this
+
+    def fit(self, pixels: np.ndarray, role: str = "") -> np.ndarray:
+        return fit_image(pixels, self.resolution, self.multiple, role)
 
 
 def load_for_sampling(path: str | Path) -> LoadedCheckpoint:
     from models.checkpoint import load_checkpoint
-    from training.job import latest_checkpoint
+    from training.job import geometry, latest_checkpoint
 
     folder = latest_checkpoint(path)
     ckpt = load_checkpoint(folder)
@@ -37,50 +43,51 @@ def load_for_sampling(path: str | Path) -> LoadedCheckpoint:
     if "train_config" not in extra:
         raise ValueError(f"{folder} is a model checkpoint without its training config (train_config in config.json)")
     cfg = TrainConfig.from_dict(extra["train_config"])
-    buckets = [Bucket(int(h), int(w)) for h, w in extra.get("buckets") or [[cfg.resolution, cfg.resolution]]]
-    return LoadedCheckpoint(folder, ckpt.model.eval(), cfg, int(ckpt.step or 0), buckets)
+    multiple = int((extra.get("geometry") or {}).get("multiple") or geometry(cfg).multiple)
+    resolution = int(extra.get("resolution") or cfg.resolution)
+    return LoadedCheckpoint(folder, ckpt.model.eval(), cfg, int(ckpt.step or 0), resolution, multiple)
 
 
-def pick_bucket(buckets: list[Bucket], width: int, height: int) -> Bucket:
-    return buckets[int(assign_buckets(np.array([width]), np.array([height]), buckets)[0])]
-
-
-def parse_size(text: str | None, default: Bucket) -> Bucket:
-    """'48x64' (height x width) -> Bucket; None -> the default."""
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'48x64' (height x width) -> (48, 64); None -> None."""
     if not text:
-        return default
+        return None
     try:
         h, w = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise ValueError(f"--size {text!r} is not HEIGHTxWIDTH, e.g. 32x32") from None
-    return Bucket(h, w)
+    return h, w
 
 
 def sample_checkpoint(checkpoint: str | Path, inputs: list[str | Path], instruction: str, out: str | Path, *,
-                      steps: int = 28, cfg_scale: float = 4.0, seed: int = 0, n_outputs: int = 1,
-                      size: str | None = None) -> list[Path]:
+                      steps: int = 28, cfg_scale: float = 4.0, image_cfg: float = 1.0, seed: int = 0,
+                      n_outputs: int = 1, size: str | None = None) -> list[Path]:
     """Write `output_<k>.png` (+ the fitted inputs and sample.json) into `out`; return the output paths."""
     from datagen.images import encode_png, load_image
     from datagen.store.lineage import file_hash
     from models.image_space import load_image_space
     from models.sampling import sample
     from models.text_encoder import TextEncoder
+    from training.text_cache import final_text
 
     loaded = load_for_sampling(checkpoint)
     model, tc = loaded.model, loaded.config
     if len(inputs) > model.config.max_inputs:
         raise ValueError(f"{len(inputs)} inputs; this model takes at most {model.config.max_inputs}")
     pictures = [load_image(str(p), keep_alpha=True).pixels for p in inputs]  # ImageRejected names the reason
-    if pictures:
-        first = pictures[0]
-        bucket = pick_bucket(loaded.buckets, first.shape[1], first.shape[0])
+    fitted = [loaded.fit(p) for p in pictures]
+    asked = parse_size(size)
+    if asked:
+        out_size = fit_size(*asked, loaded.resolution, loaded.multiple)
+    elif fitted:
+        out_size = fitted[0].shape[:2]
     else:
-        bucket = parse_size(size, pick_bucket(loaded.buckets, 1, 1))
-    fitted = [fit_to_bucket(p, bucket) for p in pictures]
+        out_size = fit_size(loaded.resolution, loaded.resolution, loaded.resolution, loaded.multiple)
     space = load_image_space(None if tc.image_space == "pixels" else tc.image_space)
-    encoder = TextEncoder(tc.text_encoder or None)
-    images = sample(model, fitted, instruction, steps=steps, cfg=cfg_scale, seed=seed, n_outputs=n_outputs,
-                    size=(bucket.height, bucket.width), text_encoder=encoder, image_space=space)
+    encoder = TextEncoder(tc.text_encoder or None, max_length=tc.text_max_tokens)
+    text = final_text(instruction, n_outputs, tc.text_prefix_outputs)
+    images = sample(model, fitted, text, steps=steps, cfg=cfg_scale, image_cfg=image_cfg, seed=seed,
+                    n_outputs=n_outputs, size=tuple(out_size), text_encoder=encoder, image_space=space)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -90,9 +97,10 @@ def sample_checkpoint(checkpoint: str | Path, inputs: list[str | Path], instruct
         path = out / f"output_{k + 1}.png"
         path.write_bytes(encode_png(np.ascontiguousarray(im)))
         paths.append(path)
-    record = {"checkpoint": str(loaded.path), "step": loaded.step, "instruction": instruction,
-              "inputs": [{"path": str(p), "sha256": file_hash(p)} for p in inputs],
-              "bucket": [bucket.height, bucket.width], "steps": steps, "cfg": cfg_scale, "seed": seed,
+    record = {"checkpoint": str(loaded.path), "step": loaded.step, "instruction": instruction, "text": text,
+              "inputs": [{"path": str(p), "sha256": file_hash(p), "fitted": list(f.shape[:2])}
+                         for p, f in zip(inputs, fitted)],
+              "size": list(out_size), "steps": steps, "cfg": cfg_scale, "image_cfg": image_cfg, "seed": seed,
               "outputs": [p.name for p in paths]}
     (out / "sample.json").write_text(json.dumps(record, indent=1))
     return paths

@@ -1,6 +1,7 @@
-"""The Ray Train job: pin datasets -> row index -> TorchTrainer -> checkpoints + lineage.
+"""The Ray Train job: pin datasets -> text cache -> row index per stage -> TorchTrainer ->
+checkpoints + lineage.
 
-    result = run_training(load_config("training/configs/tiny.yaml"), out="runs")
+    result = run_training(load_config("training/configs/imontage.yaml"), out="runs")
 
 Resume is Ray Train's own: the same `RunConfig(storage_path=out, name=...)` finds the
 run's latest committed checkpoint, and the loop continues from its step. The default run
@@ -8,8 +9,11 @@ name is derived from the config hash, so re-running the same command resumes (or
 finished run, returns at once). Worker failures inside a run restart the worker group
 from the last checkpoint up to `max_failures` times (`FailureConfig`).
 
-Everything that can be wrong with a run (missing dataset or version, missing text encoder,
-no trainable rows, too few CPUs left for Ray Data) raises before any worker starts.
+Every stage's datasets are pinned when the run starts (a `@reviewed` tag resolves to the
+version it names then), so the run hash, and therefore resume, is about exact versions.
+Everything that can be wrong with a run (missing dataset, version or tag, missing text
+encoder, a stage with no trainable rows, too few CPUs left for Ray Data) raises before any
+worker starts.
 """
 
 from __future__ import annotations
@@ -23,12 +27,12 @@ from typing import Any
 
 from datagen.store import lance_io
 from datagen.store import lineage as graph
-from training import lineage
-from training.buckets import make_buckets
+from training import lineage, text_cache
 from training.config import TrainConfig
-from training.index import RowIndex, build_index, pin
+from training.index import Geometry, build_index, pin, read_shapes
 from training.loop import EVENTS_FILE, METRICS_FILE, train_loop_per_worker
-from training.mixing import StepPlan
+from training.mixing import RunPlan, StepPlan
+from training.stages import describe, resolve_stages
 
 log = logging.getLogger(__name__)
 
@@ -52,24 +56,41 @@ class TrainResult:
 
 
 # --------------------------------------------------------------------------- preflight
-def bucket_multiple(cfg: TrainConfig) -> int:
-    """Bucket sides must split into whole patches of the image space."""
-    if cfg.bucket_multiple:
-        return cfg.bucket_multiple
-    patch = cfg.model_config().patch_size
-    return patch if cfg.image_space == "pixels" else patch * 8  # diffusers VAEs downsample by 8
+# Diffusers VAEs downsample by 8 (SD, SDXL, FLUX, TAESD); the factor of a loaded VAE is checked
+# against this when the first batch is encoded.
+VAE_DOWNSAMPLE = 8
+
+
+def geometry(cfg: TrainConfig) -> Geometry:
+    """Image sides are multiples of `multiple` pixels; one token covers token_px x token_px pixels."""
+    model = cfg.model_config()
+    token_px = model.patch_size * (1 if cfg.image_space == "pixels" else VAE_DOWNSAMPLE)
+    multiple = cfg.size_multiple or token_px
+    if multiple % token_px:
+        raise ValueError(f"size_multiple {multiple} must be a multiple of a token's {token_px} pixels")
+    return Geometry(multiple=multiple, token_px=token_px, max_inputs=model.max_inputs, max_outputs=model.max_outputs)
+
+
+def text_encoder_path(cfg: TrainConfig) -> Path:
+    from models.text_encoder import default_text_encoder_path
+
+    return Path(cfg.text_encoder) if cfg.text_encoder else default_text_encoder_path()
 
 
 def check_text_encoder(cfg: TrainConfig) -> None:
-    from models.text_encoder import check_hf_folder, default_text_encoder_path
+    from models.text_encoder import check_hf_folder
 
-    path = Path(cfg.text_encoder) if cfg.text_encoder else default_text_encoder_path()
+    path = text_encoder_path(cfg)
     conf = check_hf_folder(path)
     dim = int(conf.get("hidden_size") or conf.get("d_model") or 0)
     want = cfg.model_config().text_dim
     if dim and dim != want:
         raise ValueError(f"text encoder {path} gives {dim}-d features but the model expects text_dim={want}; "
                          f"--set model_overrides.text_dim={dim}")
+    limit = conf.get("max_position_embeddings") if conf.get("model_type") not in ("t5", "mt5", "umt5") else None
+    if limit and cfg.text_max_tokens > int(limit):
+        raise ValueError(f"text_max_tokens {cfg.text_max_tokens} exceeds the {limit} positions of the text encoder "
+                         f"{path}: --set text_max_tokens={limit}, or use a longer-context encoder (--set text_encoder=DIR)")
 
 
 def check_resources(cfg: TrainConfig) -> None:
@@ -91,14 +112,77 @@ def run_name(cfg: TrainConfig, datasets: list[str]) -> str:
     return cfg.name or f"train-{graph.config_hash({'config': cfg.hash, 'datasets': datasets})[:12]}"
 
 
-def prepare(cfg: TrainConfig) -> tuple[list[str], RowIndex, StepPlan]:
-    """Pin dataset versions, index their rows (Ray Data), build the step plan."""
-    datasets = pin(cfg.datasets)
-    model = cfg.model_config()
-    buckets = make_buckets(cfg.resolution, cfg.aspect_ratios, bucket_multiple(cfg))
-    index = build_index(datasets, buckets, max_inputs=model.max_inputs, max_outputs=model.max_outputs,
-                        drawable_zero_weight=cfg.weight_mode != "sample")
-    return datasets, index, StepPlan(index, cfg)
+def pin_config(cfg: TrainConfig) -> tuple[TrainConfig, list[dict[str, Any]]]:
+    """The config with every dataset ref pinned to `URI@VERSION` (tags and "latest" resolved
+    now, once), and per stage the refs it asked for and the versions they resolved to."""
+    pins: dict[str, str] = {}
+
+    def resolve(refs: list[str]) -> list[str]:
+        missing = [r for r in refs if r not in pins]
+        for ref, pinned in zip(missing, pin(missing) if missing else []):
+            pins[ref] = pinned
+        out = [pins[r] for r in refs]
+        if len(set(out)) != len(out):
+            raise ValueError(f"the same dataset version is listed twice: {out}")
+        return out
+
+    top = resolve(cfg.datasets) if cfg.datasets else []
+    stages = [dict(st, datasets=resolve(st["datasets"])) if st.get("datasets") else dict(st) for st in cfg.stages]
+    pinned = cfg.replace(datasets=top, stages=stages)
+    asked = [{"asked": list(st.config.datasets), "pinned": pin_list} for st, pin_list in
+             zip(resolve_stages(cfg), [s.config.datasets for s in resolve_stages(pinned)])]
+    return pinned, asked
+
+
+@dataclass
+class Prepared:
+    cfg: TrainConfig  # every dataset pinned
+    plan: RunPlan
+    geometry: Geometry
+    stages: list[dict[str, Any]]  # per stage: what it reads and how (lineage node and card)
+    text: dict[str, Any]  # text facts: max tokens, instructions cut, longest
+
+    @property
+    def datasets(self) -> list[str]:
+        """Every dataset version any stage reads, in first-use order."""
+        return list(dict.fromkeys(d for p in self.plan.plans for d in p.index.datasets))
+
+
+def prepare(cfg: TrainConfig, storage: str) -> Prepared:
+    """Pin dataset versions, index each stage's rows (Ray Data), encode instructions into the
+    text cache under `storage`, build the run plan."""
+    from models.text_encoder import TextEncoder
+
+    pinned, asked = pin_config(cfg)
+    stages = resolve_stages(pinned)
+    for st in stages:
+        if not st.config.datasets:
+            raise ValueError(f"stage {st.name!r} has no datasets: pass --dataset URI[@VERSION] or set its datasets")
+    geo = geometry(pinned)
+    refs = list(dict.fromkeys(d for st in stages for d in st.config.datasets))
+    shapes = {ref: read_shapes(ref) for ref in refs}
+    encoder = TextEncoder(text_encoder_path(cfg), max_length=cfg.text_max_tokens)
+    key = text_cache.encoder_key(encoder.path, cfg.text_max_tokens)
+    texts, text_stats = {}, []
+    for ref in refs:
+        table = shapes[ref]
+        rows = [text_cache.final_text(t, int(n), cfg.text_prefix_outputs) for t, n in
+                zip(table.column("instruction").to_pylist(), table.column("n_out").to_pylist())] if table.num_rows else []
+        cache_ref, positions, stats = text_cache.build(text_cache.cache_uri(storage, ref, key), rows, encoder)
+        texts[ref] = (cache_ref, positions)
+        text_stats.append(stats)
+    text = text_cache.summary(text_stats, cfg.text_max_tokens) | {"encoder": str(encoder.path),
+                                                                   "prefix_outputs": cfg.text_prefix_outputs}
+    if text["truncated"]:
+        log.warning("%d of %d distinct instructions (%d rows) are longer than text_max_tokens=%d (longest %d tokens) "
+                    "and will be cut; raise text_max_tokens or use a longer-context encoder", text["truncated"],
+                    text["texts"], text["truncated_rows"], cfg.text_max_tokens, text["longest"])
+    plans, records = [], []
+    for st, refs_asked in zip(stages, asked):
+        index = build_index(list(st.config.datasets), st.config, geo, shapes, texts)
+        plans.append(StepPlan(index, st, pinned.seed))
+        records.append(describe(st) | {"datasets_asked": refs_asked["asked"], "index": index.summary()})
+    return Prepared(pinned, RunPlan(plans), geo, records, text)
 
 
 # --------------------------------------------------------------------------- the job
@@ -115,10 +199,10 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
         raise FileNotFoundError(f"init_from: missing config.json in checkpoint folder {cfg.init_from}")
     ensure_ray(cfg.num_workers)
     check_resources(cfg)
-    datasets, index, plan = prepare(cfg)
-    pinned = cfg.replace(datasets=datasets)  # the run records exact versions, whatever was asked
     storage = lance_io.normalise_uri(out)
-    name = run_name(pinned, datasets)
+    prep = prepare(cfg, storage)
+    pinned, plan = prep.cfg, prep.plan  # the run records exact versions, whatever was asked
+    name = run_name(pinned, prep.datasets)
     run_dir = f"{storage}/{name}"
     fingerprint = plan.fingerprint()
 
@@ -130,8 +214,8 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
         raise ValueError(f"{run_dir} has checkpoints of another data plan (the indexed rows changed); "
                          "choose another --set name=... or --out")
     if node is None or node.get("plan") != fingerprint:
-        node = lineage.run_node(name=name, run_dir=run_dir, cfg=pinned, datasets=datasets,
-                                index_summary=index.summary(), plan=fingerprint, flow_run=flow_run)
+        node = lineage.run_node(name=name, run_dir=run_dir, cfg=pinned, datasets=prep.datasets, stages=prep.stages,
+                                plan=fingerprint, flow_run=flow_run, text=prep.text, mix=plan.share_schedule())
     node.update(status="running", updated_at=graph.now())
     if flow_run and flow_run not in node.setdefault("flow_runs", []):
         node["flow_runs"].append(flow_run)
@@ -140,7 +224,8 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={"config": pinned.to_dict(), "run_dir": run_dir, "plan": ray.put(plan),
-                           "plan_fingerprint": fingerprint, "code": node["code"]},
+                           "plan_fingerprint": fingerprint, "code": node["code"],
+                           "geometry": {"multiple": prep.geometry.multiple, "token_px": prep.geometry.token_px}},
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker={"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}),
         run_config=RunConfig(name=name, storage_path=storage,

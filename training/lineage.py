@@ -29,8 +29,12 @@ def dataset_facts(refs: list[str]) -> dict[str, dict[str, Any]]:
     return facts
 
 
-def run_node(*, name: str, run_dir: str, cfg: TrainConfig, datasets: list[str], index_summary: dict[str, Any],
-             plan: str, flow_run: dict[str, Any] | None, status: str = "running") -> dict[str, Any]:
+def run_node(*, name: str, run_dir: str, cfg: TrainConfig, datasets: list[str], stages: list[dict[str, Any]],
+             plan: str, flow_run: dict[str, Any] | None, text: dict[str, Any] | None = None,
+             mix: dict[str, Any] | None = None, status: str = "running") -> dict[str, Any]:
+    """The run's node. `datasets` is every dataset version any stage reads (the graph's edges);
+    `stages` records each stage's own inputs: pinned datasets (and the refs asked for, e.g. a
+    `@reviewed` tag), row filter, flags, rows kept and left out by reason."""
     return {
         "kind": "training_run",
         "name": name,
@@ -43,7 +47,9 @@ def run_node(*, name: str, run_dir: str, cfg: TrainConfig, datasets: list[str], 
         "config": cfg.to_dict(),
         "config_hash": cfg.hash,
         "plan": plan,
-        "index": index_summary,
+        "stages": stages,
+        "text": text or {},
+        "mix_schedule": mix or {},
         "seed": cfg.seed,
         "step": 0,
         "max_steps": cfg.max_steps,
@@ -58,7 +64,9 @@ def run_node(*, name: str, run_dir: str, cfg: TrainConfig, datasets: list[str], 
 
 
 def checkpoint_node(*, path: str, run_dir: str, step: int, datasets: list[str], config_hash: str, plan: str,
-                    metrics: dict[str, Any], code: dict[str, Any], parents: list[str] | None = None) -> dict[str, Any]:
+                    metrics: dict[str, Any], code: dict[str, Any], parents: list[str] | None = None,
+                    stage: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A checkpoint's node: `datasets` are the versions its weights have seen (this stage and earlier)."""
     return {
         "kind": "checkpoint",
         "path": path,
@@ -69,6 +77,7 @@ def checkpoint_node(*, path: str, run_dir: str, step: int, datasets: list[str], 
         "parents": list(parents or []),
         "config_hash": config_hash,
         "data_position": {"next_step": step, "plan": plan},
+        "stage": stage or {},
         "metrics": metrics,
         "code": code,
         "created_at": graph.now(),

@@ -54,37 +54,37 @@ def dataset_name(uri: str) -> str:
     return base[: -len(".lance")] if base.endswith(".lance") else base
 
 
-def split_version(ref: str) -> tuple[str, int | None]:
-    """`URI@7` -> (URI, 7); `URI@reviewed` -> (URI, the version the tag names now); a plain URI -> (URI, None)."""
-    m = re.match(r"^(.*\.lance)@(\d+)$", ref)
+def split_version(ref: str) -> tuple[str, int | str | None]:
+    """`URI@7` -> (URI, 7); `URI@reviewed` -> (URI, "reviewed"), a Lance tag; a plain URI -> (URI, None).
+    Text only (no storage read): `resolve_ref` turns a tag into the version it names."""
+    m = re.match(r"^(.*\.lance)@(\d+|[A-Za-z][\w.-]*)$", ref)
     if m:
-        return m.group(1), int(m.group(2))
-    if _TAGGED.match(ref):
-        return resolve_ref(ref)
+        version = m.group(2)
+        return m.group(1), int(version) if version.isdigit() else version
     return ref, None
 
 
-# Lance tag names: letters, digits, '.', '-', '_' (a leading letter keeps them apart from versions).
-_TAGGED = re.compile(r"^(.*\.lance)@([A-Za-z][\w.-]*)$")
-
-
 def resolve_ref(ref: str) -> tuple[str, int | None]:
-    """`URI@TAG` -> (URI, the version the Lance tag points at); `URI@7` -> (URI, 7); `URI` -> (URI, None).
+    """`URI@TAG` -> (URI, the version the Lance tag points at now); `URI@7` -> (URI, 7); `URI` -> (URI, None).
 
-    The one place tags are resolved: training pins `collage.lance@reviewed` to a number once,
-    so a run reads the version that was reviewed even if the tag moves on later.
+    The one place tags are resolved: training pins `collage.lance@reviewed` to a number once
+    (`pin_ref`), so a run reads the version that was reviewed even if the tag moves on later.
     """
-    m = _TAGGED.match(ref)
-    if not m:
-        return split_version(ref)
-    uri, tag = m.group(1), m.group(2)
+    uri, version = split_version(ref)
+    if not isinstance(version, str):
+        return uri, version
     if not exists(uri):
         raise FileNotFoundError(f"no Lance dataset at {normalise_uri(uri)}")
     try:
-        return uri, lance.dataset(normalise_uri(uri)).tags.get_version(tag)
+        return uri, lance.dataset(normalise_uri(uri)).tags.get_version(version)
     except ValueError as exc:  # Lance: "Ref not found error: tag X does not exist"
-        raise FileNotFoundError(f"{normalise_uri(uri)} has no tag {tag!r} (is the version reviewed? "
+        raise FileNotFoundError(f"{normalise_uri(uri)} has no tag {version!r} (is the version reviewed? "
                                 f"`unimontage review {uri}`)") from exc
+
+
+def pin_ref(ref: str) -> str:
+    """`URI[@VERSION|@TAG]` -> `URI@VERSION`: a tag, or no version, becomes the version it is now."""
+    return f"{normalise_uri(split_version(ref)[0])}@{open_dataset(ref).version}"
 
 
 def _fs(uri: str) -> tuple[pafs.FileSystem, str]:
@@ -196,8 +196,8 @@ def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[
 
 
 def open_dataset(ref: str) -> lance.LanceDataset:
-    """Open `URI` (latest) or `URI@VERSION`, with a clear error when it is not a dataset."""
-    uri, version = split_version(ref)
+    """Open `URI` (latest), `URI@VERSION` or `URI@TAG`, with a clear error when it is not a dataset."""
+    uri, version = resolve_ref(ref)
     uri = normalise_uri(uri)
     if not exists(uri):
         raise FileNotFoundError(f"no Lance dataset at {uri}")
