@@ -40,7 +40,7 @@ def checkpoint(ray_local, tmp_path_factory):
     reviews.record_review(ref, decision="approve", reviewer="Ada")
     run_dir = str(root / "runs" / "train-x")
     cfg = TrainConfig.from_dict({"datasets": [ref], "max_steps": 4})
-    node = run_lineage.run_node(name="train-x", run_dir=run_dir, cfg=cfg, datasets=[ref], index_summary={},
+    node = run_lineage.run_node(name="train-x", run_dir=run_dir, cfg=cfg, datasets=[ref], stages=[],
                                 plan="plan0", flow_run=TRAIN_FLOW)
     ckpts = [f"{run_dir}/checkpoint_{s:08d}" for s in (2, 4)]
     for step, path in zip((2, 4), ckpts):

@@ -61,7 +61,7 @@ def test_a_reviewed_tag_pins_the_version_it_names(reviewed):
     assert lance_io.resolve_ref(f"{uri}@reviewed") == (uri, 1)
     assert pin([f"{uri}@reviewed"]) == [f"{uri}@1"] and pin([uri]) == [f"{uri}@2"]
     assert lance_io.open_dataset(f"{uri}@reviewed").count_rows() == 12
-    with pytest.raises(FileNotFoundError, match="has no version approved"):
+    with pytest.raises(FileNotFoundError, match="has no tag 'approved'"):
         pin([f"{uri}@approved"])
 
 
