@@ -49,6 +49,10 @@ def ensure_ray(workers: int = 1) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS") or _running_local_cluster()
+    if address and address.startswith(("http://", "https://")):
+        raise ValueError(f"RAY_ADDRESS={address} is a Ray dashboard: dataset flows submit their runs there as Ray "
+                         "Jobs; code that needs a Ray driver in this process needs the cluster's GCS address "
+                         "(host:6379) or runs as a Ray Job itself")
     if address:
         # A cluster has its own resources: passing num_cpus when joining is an error.
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)
