@@ -28,27 +28,24 @@ def _sources(tmp: Path) -> dict:
     make_demo_clips(tmp / "clips", seed=0)
     for k in range(4):
         make_storyboard_clip(tmp / "stories", seed=k)
-    collage = harness.execute(harness.plan_run("collage", out=str(tmp / "collage.lance"), num=64, tasks=["edit.add", "t2i.layout"], size=256),
-                              workers=2, progress=False)
+    collage = harness.execute(harness.plan_run("collage", out=str(tmp / "collage.lance"), num=64,
+                                               tasks=["edit.add", "t2i.layout"], size=256), workers=2, progress=False)
     return {"collage": f"{collage.uri}@{collage.version}"}
 
 
 def _plans(tmp: Path, src: dict, tag: str) -> dict:
-    from flows.conditions_flow import plan_conditions
-    from flows.multiview_flow import plan_multiview
-    from flows.storyboard_flow import plan_storyboard
-    from flows.video_flow import plan_video_pairs
 
     return {
         "multiview (3 captures x 4 samples, 4 classical scorers)":
-            plan_multiview(str(tmp / f"mv{tag}.lance"), str(tmp / "captures"), 0, {"samples_per_capture": 4},
-                           "sharpness,exposure,geometry,diversity"),
+            harness.plan_run("multiview", out=str(tmp / f"mv{tag}.lance"), captures=str(tmp / "captures"),
+                             samples_per_capture=4, scorers="sharpness,exposure,geometry,diversity", shard_size=1),
         "storyboard from video (4 videos, faces + 2 scorers)":
-            plan_storyboard(str(tmp / f"sb{tag}.lance"), 0, videos=str(tmp / "stories")),
+            harness.plan_run("storyboard", out=str(tmp / f"sb{tag}.lance"), videos=str(tmp / "stories")),
         "video pairs (6 clips, DIS motion)":
-            plan_video_pairs(str(tmp / f"vp{tag}.lance"), str(tmp / "clips"), 0, {}),
+            harness.plan_run("video-pairs", out=str(tmp / f"vp{tag}.lance"), videos=str(tmp / "clips")),
         "conditions (64 images, canny+lineart+seg)":
-            plan_conditions(str(tmp / f"cd{tag}.lance"), src["collage"], "canny,lineart_standard,seg", None, 0),
+            harness.plan_run("conditions", out=str(tmp / f"cd{tag}.lance"), images=src["collage"],
+                             kinds="canny,lineart_standard,seg", shard_size=16),
     }
 
 

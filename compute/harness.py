@@ -87,7 +87,7 @@ class RunSpec:
 def prepare(product: Product, config: ProductConfig, *, out: str, seed: int = 0,
             shard_size: int | None = None) -> RunSpec:
     """Plan a run: the product's plan on this config, checked, before any work starts."""
-    size = product.shard_size if shard_size is None else shard_size
+    size = product.shard_size_for(config) if shard_size is None else shard_size
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"shard size must be a whole number >= 1, got {size!r}")
     return RunSpec(product, config, product.plan(config), out, int(seed), size)

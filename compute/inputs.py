@@ -93,14 +93,25 @@ def read_rows(items: list[Item]) -> dict[int, dict[str, Any] | InputUnavailable]
         wanted[ref].append((it.index, row))
     for ref, pairs in wanted.items():
         try:
-            rows = lance_io.open_dataset(ref).take([r for _, r in pairs]).to_pylist()
-        except Exception as exc:  # a version that vanished or a row out of range
+            ds = lance_io.open_dataset(ref)
+        except Exception as exc:  # a version that vanished
             for index, _ in pairs:
                 out[index] = InputUnavailable("unreadable_row", f"{type(exc).__name__}: {exc}")
             continue
+        try:
+            rows = ds.take([r for _, r in pairs]).to_pylist()
+        except Exception:  # one bad row (out of range, unreadable) must not take its neighbours along
+            rows = [_take_one(ds, r) for _, r in pairs]
         for (index, _), row in zip(pairs, rows):
             out[index] = row
     return out
+
+
+def _take_one(ds, row: int) -> dict[str, Any] | InputUnavailable:
+    try:
+        return ds.take([row]).to_pylist()[0]
+    except Exception as exc:
+        return InputUnavailable("unreadable_row", f"row {row}: {type(exc).__name__}: {exc}")
 
 
 def needs_file(item: Item) -> bool:

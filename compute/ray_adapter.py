@@ -34,12 +34,16 @@ log = logging.getLogger(__name__)
 
 
 def _running_local_cluster() -> str | None:
-    """The address of a Ray started with `ray start` on this machine (its default temp dir), if any."""
-    try:
-        from ray._private.services import find_bootstrap_address
+    """The address of a live Ray started with `ray start` on this machine (default temp dir), if any.
 
-        return find_bootstrap_address(None)
-    except Exception:  # no cluster, or a Ray without this helper
+    The address file outlives a cluster whose processes were killed; it counts only while a
+    GCS process with that address is running."""
+    try:
+        from ray._private.services import find_bootstrap_address, find_gcs_addresses
+
+        address = find_bootstrap_address(None)
+        return address if address and address in find_gcs_addresses() else None
+    except Exception:  # no cluster, or a Ray without these helpers
         return None
 
 

@@ -140,6 +140,7 @@ class ShardRunner:
         self.ident, self.product = ident, product
         self.fn: ItemFunction = product.setup(config, context)  # expensive setup once per actor
         self.check = product.check
+        self.input_cap = product.input_cap(config)
 
     @contextlib.contextmanager
     def _view(self, item: Item, rows: dict[int, Any]):
@@ -150,7 +151,7 @@ class ShardRunner:
                 raise row
             yield replace(item, row=row)
         elif inputs.needs_file(item):
-            with inputs.local_file(item.source, self.product.max_input_bytes) as path:
+            with inputs.local_file(item.source, self.input_cap) as path:
                 yield replace(item, path=path)
         else:
             yield item
@@ -166,18 +167,18 @@ class ShardRunner:
             return [_reject_from_error(item, exc)]
 
     def _batch(self, items: list[Item], rows: dict[int, Any]) -> list[list[Sample | Reject]] | None:
-        """All items in one `process_batch` call, or None to fall back to one at a time."""
-        if not hasattr(self.fn, "process_batch") or any(inputs.needs_file(it) for it in items):
-            return None
-        if any(isinstance(rows.get(it.index), Exception) for it in items):
+        """All items in one `process_batch` call, or None to fall back to one at a time (then an
+        input that cannot be made local, or the item that breaks the batch, becomes a reject)."""
+        if not hasattr(self.fn, "process_batch"):
             return None
         try:
-            views = [replace(it, row=rows.get(it.index)) if it.input == "row" else it for it in items]
-            result = self.fn.process_batch(views, [sample_rng(self.ident.seed, it.index) for it in items])
-            if len(result) != len(items):
-                raise RuntimeError(f"process_batch returned {len(result)} results for {len(items)} items")
-            return [_records(r) for r in result]
-        except Exception:  # fall back to one item at a time: the culprit becomes a reject
+            with contextlib.ExitStack() as stack:
+                views = [stack.enter_context(self._view(it, rows)) for it in items]
+                result = self.fn.process_batch(views, [sample_rng(self.ident.seed, it.index) for it in items])
+                if len(result) != len(items):
+                    raise RuntimeError(f"process_batch returned {len(result)} results for {len(items)} items")
+                return [_records(r) for r in result]
+        except Exception:
             return None
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:

@@ -111,12 +111,22 @@ class Product:
     setup: Callable[[Any, Any], ItemFunction]
     generator: str  # "module@version" of the code that makes the bytes
     check: Callable[[Sample], str | None] | None = None  # independent per-sample checker (also audits stored rows)
-    shard_size: int = 16
+    shard_size: int | Callable[[Any], int] = 16  # may depend on the config (model-backed kinds are slower)
     reuse_setup: bool | Callable[[Any], bool] = False
-    max_input_bytes: int = 8 << 30  # a remote input larger than this is rejected before it is copied
+    # A remote input larger than this is rejected before it is copied (may depend on the config).
+    max_input_bytes: int | Callable[[Any], int] = 8 << 30
+    # Cheap checks that need more than the config's own fields (weight files exist, a backend
+    # spec parses): the CLI runs them before starting Prefect or Ray, the plan again.
+    preflight: Callable[[Any], None] | None = None
 
     def uses_actors(self, config: ProductConfig) -> bool:
         return self.reuse_setup(config) if callable(self.reuse_setup) else bool(self.reuse_setup)
+
+    def input_cap(self, config: ProductConfig) -> int:
+        return int(self.max_input_bytes(config) if callable(self.max_input_bytes) else self.max_input_bytes)
+
+    def shard_size_for(self, config: ProductConfig) -> int:
+        return int(self.shard_size(config) if callable(self.shard_size) else self.shard_size)
 
     def make_config(self, values: dict[str, Any]) -> ProductConfig:
         return self.config.from_dict(values)

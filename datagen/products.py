@@ -12,6 +12,10 @@ from datagen.product import Product
 
 _REGISTERED: dict[str, str] = {
     "collage": "datagen.collage.product:PRODUCT",
+    "video-pairs": "datagen.video.product:PRODUCT",
+    "storyboard": "datagen.storyboard.product:PRODUCT",
+    "conditions": "datagen.conditions.product:PRODUCT",
+    "multiview": "datagen.multiview.product:PRODUCT",
 }
 _LOADED: dict[str, Product] = {}
 

@@ -6,9 +6,9 @@ and Ray (local unless RAY_ADDRESS is set).
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
-import os
 import sys
 import types
 import typing
@@ -20,16 +20,12 @@ import typer
 from datagen.params import Param
 from flows.cli_errors import fail
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 app = typer.Typer(help="UniMontage: training data for unified many-to-many image generation and editing models.",
                   no_args_is_help=True, add_completion=False)
 datagen_app = typer.Typer(help="Generate a dataset into Lance (one commit per run; re-run to resume).",
                           no_args_is_help=True)
 app.add_typer(datagen_app, name="datagen")
-
 
 
 def _run_flow(flow, **kwargs) -> None:
@@ -52,7 +48,7 @@ def _cli_type(p: Param) -> Any:
     if typing.get_origin(base) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(base) if a is not type(None)]
         base, optional = args[0], True
-    if typing.get_origin(base) is tuple or typing.get_origin(base) is typing.Literal:
+    if typing.get_origin(base) is tuple or typing.get_origin(base) is typing.Literal or dataclasses.is_dataclass(base):
         return Optional[str]
     return Optional[base] if optional or p.required else base
 
@@ -62,12 +58,16 @@ def _cli_default(p: Param) -> Any:
         return ...
     if isinstance(p.default, tuple):
         return ",".join(map(str, p.default)) or None
+    if dataclasses.is_dataclass(p.default):
+        return None  # nested rules: given as JSON on the command line, defaults otherwise
     return p.default
 
 
 def _option(p: Param) -> Any:
     flags = [p.flag] if p.type is not bool else [f"{p.flag}/--no-{p.flag[2:]}"]
     extra = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
+    if dataclasses.is_dataclass(p.default):
+        extra += f" JSON object of its fields, e.g. '{json.dumps(dataclasses.asdict(p.default))[:120]}'."
     return typer.Option(_cli_default(p), *flags, help=p.help + extra,
                         rich_help_panel="Advanced" if p.advanced else None)
 
@@ -80,12 +80,22 @@ def dataset_command(name: str) -> Callable[..., None]:
     product = products.get(name)
     params = flow_parameters(product)
 
+    nested = {p.name for p in params if dataclasses.is_dataclass(p.default)}
+
     def command(**values: Any) -> None:
         values = {k: v for k, v in values.items() if not (v is None and k not in RUN_OPTION_NAMES)}
+        for k in nested & set(values):
+            try:
+                values[k] = json.loads(values[k])
+            except json.JSONDecodeError as exc:
+                fail(f"--{k.replace('_', '-')}: not a JSON object ({exc})")
         config = {k: v for k, v in values.items() if k not in RUN_OPTION_NAMES}
-        try:
-            typed = product.make_config(config).to_dict()  # bad configuration fails before Prefect or Ray start
-        except ValueError as exc:
+        try:  # bad configuration and missing weights fail before Prefect or Ray start
+            cfg = product.make_config(config)
+            if product.preflight is not None:
+                product.preflight(cfg)
+            typed = cfg.to_dict()
+        except (ValueError, FileNotFoundError) as exc:
             fail(str(exc))
         options = {k: v for k, v in values.items() if k in RUN_OPTION_NAMES}
         _run_flow(flow_for(name), **options, **{k: typed[k] for k in config})

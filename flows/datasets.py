@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import inspect
 import os
+import types
+import typing
 from typing import Any
 
 from prefect import Flow, flow
@@ -71,10 +73,21 @@ def flow_parameters(product: Product) -> list[Param]:
     return RUN_OPTIONS + product.config.params()
 
 
+def _flow_type(tp: Any) -> Any:
+    """A list field also takes the CLI's comma-separated text (the config parses it)."""
+    base = tp
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        base = args[0] if len(args) == 1 else tp
+    if typing.get_origin(base) is tuple:
+        return tp | str
+    return tp
+
+
 def _signature(params: list[Param]) -> inspect.Signature:
     ordered = [p for p in params if p.required] + [p for p in params if not p.required]
     return inspect.Signature([
-        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=p.type,
+        inspect.Parameter(p.name, inspect.Parameter.KEYWORD_ONLY, annotation=_flow_type(p.type),
                           default=inspect.Parameter.empty if p.required else p.default)
         for p in ordered])
 
@@ -93,7 +106,7 @@ def make_dataset_flow(product: Product) -> Flow:
         return run_dataset(product, values, **options)
 
     dataset_flow.__signature__ = _signature(params)  # type: ignore[attr-defined]
-    dataset_flow.__annotations__ = {p.name: p.type for p in params} | {"return": dict[str, Any]}
+    dataset_flow.__annotations__ = {p.name: _flow_type(p.type) for p in params} | {"return": dict[str, Any]}
     dataset_flow.__doc__ = _docstring(product, params)
     dataset_flow.__name__ = dataset_flow.__qualname__ = f"{product.name.replace('-', '_')}_flow"
     dataset_flow.__module__ = __name__

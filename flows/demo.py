@@ -14,15 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from prefect import flow  # noqa: E402
+from prefect import flow
 
 from datagen.store import lance_io
-from datagen.report import contact_sheet  # noqa: E402
-from flows import card  # noqa: E402
+from datagen.report import contact_sheet
+from flows import card
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
 
@@ -48,12 +45,8 @@ def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
     from datagen.multiview.synthetic import make_demo_captures
     from datagen.storyboard.demo_video import make_storyboard_clip
-    from flows.conditions_flow import conditions_flow
     from flows.datasets import flow_for
-    from flows.multiview_flow import multiview_flow
-    from flows.storyboard_flow import storyboard_flow
     from flows.train_flow import train_flow
-    from flows.video_flow import video_pairs_flow
 
     DATA.mkdir(parents=True, exist_ok=True)
     results = {}
@@ -61,23 +54,23 @@ def demo_flow(workers: int = 2) -> dict:
                                       workers=workers)
     collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
     # Condition maps of the collage targets: a second dataset whose lineage points at the first.
-    results["conditions"] = conditions_flow(out=str(DATA / "conditions.lance"), images=collage_ref,
-                                            kinds="canny,lineart_standard,seg", workers=workers)
+    results["conditions"] = flow_for("conditions")(out=str(DATA / "conditions.lance"), images=collage_ref,
+                                                   kinds="canny,lineart_standard,seg", workers=workers)
     captures = DATA / "sources" / "captures"
     if not (captures / "demo").is_dir():
         make_demo_captures(captures, seed=0, n_views=16)
-    results["multiview"] = multiview_flow(out=str(DATA / "multiview.lance"), captures=str(captures),
-                                          per_capture=3, workers=workers)
+    results["multiview"] = flow_for("multiview")(out=str(DATA / "multiview.lance"), captures=str(captures),
+                                                 samples_per_capture=3, workers=workers)
     clips = DATA / "sources" / "videos"
     if not clips.is_dir():
         _in_fresh_process("datagen.video", "make_demo_clips", str(clips))  # pan, zoom, roll, cuts, static, GIF
-    results["video_pairs"] = video_pairs_flow(out=str(DATA / "video_pairs.lance"), videos=str(clips),
+    results["video_pairs"] = flow_for("video-pairs")(out=str(DATA / "video_pairs.lance"), videos=str(clips),
                                               workers=workers)
     stories = DATA / "sources" / "story_videos"
     if not stories.is_dir():
         for seed in range(3):
             make_storyboard_clip(stories, seed=seed)
-    results["storyboard"] = storyboard_flow(out=str(DATA / "storyboard.lance"), videos=str(stories),
+    results["storyboard"] = flow_for("storyboard")(out=str(DATA / "storyboard.lance"), videos=str(stories),
                                             workers=workers)
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))

@@ -6,16 +6,11 @@ The CLI lives with the flows (the top layer); `training/` stays importable witho
 from __future__ import annotations
 
 import json
-import os
 from typing import Optional
 
 import typer
 
 from flows.cli_errors import fail
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def train(

@@ -88,3 +88,19 @@ def test_missing_or_wrong_model(tmp_path: Path):
     odd = _tiny_u2net(tmp_path / "odd" / "u2net.onnx", side=256)
     with pytest.raises(ValueError, match="1x3x320x320"):
         load_model(odd)
+
+
+def test_collage_product_cuts_photos_out_into_its_pack(model_dir: Path, tmp_path: Path):
+    """`--photos DIR --rembg MODEL` reaches cutouts_from_folder through the product's plan."""
+    from compute import harness
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(_red_disc()).save(photos / "red_ball.png")
+    Image.fromarray(np.full((200, 200, 3), 240, np.uint8)).save(photos / "blank_wall.png")
+    spec = harness.plan_run("collage", out=str(tmp_path / "c.lance"), num=2, tasks=["edit.add"], size=96,
+                            photos=str(photos), rembg=str(model_dir))
+    assert any(a.asset_id.endswith("rembg/red_ball.png") for a in spec.plan.context.cutouts)
+    assert [(Path(r.source).name, r.reason) for r in spec.plan.pre_rejects] == [("blank_wall.png", "rembg_empty")]
+    with pytest.raises(ValueError, match="--photos needs --rembg"):
+        harness.plan_run("collage", out=str(tmp_path / "d.lance"), num=2, photos=str(photos))

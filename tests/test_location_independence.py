@@ -21,17 +21,15 @@ def _two_places(src, tmp_path):
 def test_video_pairs_and_storyboards_do_not_depend_on_the_folder(ray_local, tmp_path):
     from datagen.storyboard.demo_video import make_storyboard_clip
     from datagen.video import make_demo_clips
-    from flows.storyboard_flow import plan_storyboard
-    from flows.video_flow import plan_video_pairs
 
     make_demo_clips(tmp_path / "clips", seed=0)
     make_storyboard_clip(tmp_path / "clips", seed=0)
     hashes = {"pairs": set(), "story": set()}
     for k, folder in enumerate(_two_places(tmp_path / "clips", tmp_path)):
-        pairs = harness.execute(plan_video_pairs(str(tmp_path / f"pairs{k}.lance"), str(folder), 0, {}),
-                                workers=1, progress=False)
-        story = harness.execute(plan_storyboard(str(tmp_path / f"story{k}.lance"), 0, videos=str(folder)),
-                                workers=1, progress=False)
+        pairs = harness.execute(harness.plan_run("video-pairs", out=str(tmp_path / f"pairs{k}.lance"),
+                                                 videos=str(folder)), workers=1, progress=False)
+        story = harness.execute(harness.plan_run("storyboard", out=str(tmp_path / f"story{k}.lance"),
+                                                 videos=str(folder)), workers=1, progress=False)
         assert pairs.rows > 0 and story.rows > 0
         hashes["pairs"].add(pairs.content_hash)
         hashes["story"].add(story.content_hash)
@@ -39,13 +37,11 @@ def test_video_pairs_and_storyboards_do_not_depend_on_the_folder(ray_local, tmp_
 
 
 def test_conditions_do_not_depend_on_the_folder(ray_local, tmp_path):
-    from flows.conditions_flow import plan_conditions
-
     src = tmp_path / "photos"
     src.mkdir()
     for name in ("astronaut", "coffee", "chelsea"):
         Image.fromarray(np.asarray(getattr(skd, name)())).resize((128, 96)).save(src / f"{name}.png")
-    results = [harness.execute(plan_conditions(str(tmp_path / f"c{k}.lance"), str(folder), "canny", None, 0),
-                               workers=1, progress=False)
+    results = [harness.execute(harness.plan_run("conditions", out=str(tmp_path / f"c{k}.lance"), images=str(folder),
+                                                kinds="canny"), workers=1, progress=False)
                for k, folder in enumerate(_two_places(src, tmp_path))]
     assert results[0].rows == 3 and results[0].content_hash == results[1].content_hash

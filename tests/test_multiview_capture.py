@@ -21,13 +21,19 @@ from datagen.multiview.colmap import (
 )
 from datagen.multiview.motion import relative_motion
 from datagen.multiview.poses import CameraPose
-from datagen.multiview.samples import MultiviewConfig, multiview_samples
+from datagen.multiview.config import MultiviewConfig
+from datagen.multiview.samples import multiview_samples
 from datagen.rng import sample_rng
 from datagen.schema import from_row, samples_table, validate
 
 UP = np.array([0.0, 0.0, 1.0])
 CENTER = np.zeros(3)
 W, H = 96, 72
+
+
+def cfg(**values):
+    """The product config; `captures` (where the plan looks) does not matter to one capture."""
+    return MultiviewConfig(captures="unused", **values)
 
 
 def orbit(n, step_deg=12.0, el=20.0):
@@ -78,7 +84,7 @@ def test_colmap_round_trip(tmp_path, fmt):
 
 def test_multiview_samples_words_match_the_poses(tmp_path):
     poses = write_colmap_capture(tmp_path / "cat" / "obj1", n=10)
-    config = MultiviewConfig(min_extra=2, max_extra=3, samples_per_capture=3, min_step_deg=20, max_step_deg=30)
+    config = cfg(min_extra=2, max_extra=3, samples_per_capture=3, min_step_deg=20, max_step_deg=30)
     samples, rejects = multiview_samples(tmp_path / "cat" / "obj1", config, sample_rng(5, 0))
     assert samples and rejects == []
     for s in samples:
@@ -107,7 +113,7 @@ def test_multiview_samples_words_match_the_poses(tmp_path):
 
 def test_same_rng_same_samples(tmp_path):
     write_colmap_capture(tmp_path / "cat" / "obj1", n=10)
-    config = MultiviewConfig(samples_per_capture=2)
+    config = cfg(samples_per_capture=2)
     a, _ = multiview_samples(tmp_path / "cat" / "obj1", config, sample_rng(9, 4))
     b, _ = multiview_samples(tmp_path / "cat" / "obj1", config, sample_rng(9, 4))
     assert [s.instruction for s in a] == [s.instruction for s in b]
@@ -139,7 +145,7 @@ def test_co3d_layout(tmp_path):
     for view, pose in zip(capture.views, poses):
         np.testing.assert_allclose(view.pose.R, pose.R, atol=1e-12)
         np.testing.assert_allclose(view.pose.center, pose.center, atol=1e-12)
-    samples, _ = multiview_samples(seq, MultiviewConfig(), sample_rng(0, 0))
+    samples, _ = multiview_samples(seq, cfg(), sample_rng(0, 0))
     assert samples and "orbit" in samples[0].instruction
 
 
@@ -152,11 +158,11 @@ def test_missing_pose_files(tmp_path):
     root = tmp_path / "cat" / "obj"
     write_colmap_capture(root, n=4)
     (root / "sparse" / "0" / "images.bin").unlink()
-    samples, rejects = multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))
+    samples, rejects = multiview_samples(root, cfg(), sample_rng(0, 0))
     assert samples == [] and reasons(rejects) == ["missing_pose_file"]
     assert "images.bin or images.txt" in rejects[0].detail and rejects[0].source == "cat/obj"
     (root / "sparse").rename(root / "elsewhere")
-    assert reasons(multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))[1]) == ["missing_pose_file"]
+    assert reasons(multiview_samples(root, cfg(), sample_rng(0, 0))[1]) == ["missing_pose_file"]
     assert reasons(read_capture(tmp_path / "nothing_here")[1]) == ["missing_images"]
 
 
@@ -189,7 +195,7 @@ def test_malformed_pose_files(tmp_path, damage):
 
         shutil.rmtree(root / "sparse")
         (root / "frame_annotations.jgz").write_bytes(b"\x1f\x8b not really gzip")
-    samples, rejects = multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))
+    samples, rejects = multiview_samples(root, cfg(), sample_rng(0, 0))
     assert samples == [] and reasons(rejects) == ["malformed_pose_file"], rejects
     assert rejects[0].detail
 
@@ -219,7 +225,7 @@ def test_views_of_different_sizes_missing_and_corrupt_images(tmp_path):
         "cat/obj/extra.jpg": "missing_pose",
     }
     assert [v.name for v in capture.views] == ["000.jpg", "001.jpg", "003.jpg", "004.jpg"]
-    samples, all_rejects = multiview_samples(root, MultiviewConfig(samples_per_capture=2), sample_rng(1, 0))
+    samples, all_rejects = multiview_samples(root, cfg(samples_per_capture=2), sample_rng(1, 0))
     assert samples and all(s.outputs[0].pixels.shape == s.inputs[0].pixels.shape for s in samples)
     assert len(all_rejects) == 5
 
@@ -227,7 +233,7 @@ def test_views_of_different_sizes_missing_and_corrupt_images(tmp_path):
 def test_one_view_capture_and_forward_facing_capture(tmp_path):
     root = tmp_path / "cat" / "one"
     write_colmap_capture(root, n=1)
-    samples, rejects = multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))
+    samples, rejects = multiview_samples(root, cfg(), sample_rng(0, 0))
     assert samples == [] and reasons(rejects) == ["too_few_views"]
 
     root = tmp_path / "cat" / "slide"
@@ -238,7 +244,7 @@ def test_one_view_capture_and_forward_facing_capture(tmp_path):
         # A camera sliding sideways, looking straight ahead: axes never meet.
         recs[k + 1] = ImageRecord(k + 1, f"{k}.jpg", 1, CameraPose.look_at([k, 0, 0], [k, 5, 0], UP))
     write_sparse_model(root / "sparse" / "0", SparseModel({1: Camera(1, "PINHOLE", W, H, (80, 80, 48, 36))}, recs))
-    samples, rejects = multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))
+    samples, rejects = multiview_samples(root, cfg(), sample_rng(0, 0))
     assert samples == [] and reasons(rejects) == ["not_object_centric"]
 
 
@@ -251,7 +257,7 @@ def test_static_capture_gives_too_little_motion(tmp_path):
         (root / "images" / f"{k}.jpg").write_bytes(encode_jpeg(px))
         recs[k + 1] = ImageRecord(k + 1, f"{k}.jpg", 1, pose)
     write_sparse_model(root / "sparse" / "0", SparseModel({1: Camera(1, "PINHOLE", W, H, (80, 80, 48, 36))}, recs))
-    samples, rejects = multiview_samples(root, MultiviewConfig(), sample_rng(0, 0))
+    samples, rejects = multiview_samples(root, cfg(), sample_rng(0, 0))
     assert samples == [] and reasons(rejects) == ["too_little_motion"]
 
 
@@ -265,17 +271,22 @@ class Notes:
 
 
 def test_scores_thresholds_and_description_hooks(tmp_path):
-    from datagen.scoring import SharpnessScorer
+    from datagen.scoring import GeometricConsistencyScorer, SharpnessScorer
 
     root = tmp_path / "cat" / "obj"
     write_colmap_capture(root, n=8)
-    config = MultiviewConfig(samples_per_capture=2)
+    config = cfg(samples_per_capture=2)
     samples, rejects = multiview_samples(root, config, sample_rng(0, 1), scorers=[SharpnessScorer()], describer=Notes())
     assert samples and not rejects
     for s in samples:
         assert s.scorer == "sharpness@1" and s.scores["sharpness"] > 0
         assert s.meta["vlm_description"] == f"{1 + len(s.outputs)} images, {len(s.outputs)} extra"
         assert s.meta["vlm_describer"] == "vlm_describe@test"
-    config.min_scores = {"sharpness": 1e9}
-    samples, rejects = multiview_samples(root, config, sample_rng(0, 1), scorers=[SharpnessScorer()])
-    assert samples == [] and {r.reason for r in rejects} == {"sharpness_below_min"}
+    # --min-geo: views that share no geometry (noise of the same size) fall below the floor.
+    noise = np.random.default_rng(0)
+    for k in range(8):
+        (root / "images" / f"{k:03d}.jpg").write_bytes(encode_jpeg(noise.integers(0, 255, (H, W, 3), np.uint8)))
+    config = config.replace(min_geo=0.5)
+    assert config.min_scores == {"geo_consistency": 0.5}
+    samples, rejects = multiview_samples(root, config, sample_rng(0, 1), scorers=[GeometricConsistencyScorer()])
+    assert samples == [] and rejects and {r.reason for r in rejects} == {"geo_consistency_below_min"}

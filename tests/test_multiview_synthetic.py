@@ -9,7 +9,8 @@ from datagen.multiview import synthetic  # noqa: E402
 from datagen.multiview.capture import read_capture  # noqa: E402
 from datagen.multiview.colmap import read_sparse_model  # noqa: E402
 from datagen.multiview.poses import CameraPose  # noqa: E402
-from datagen.multiview.samples import MultiviewConfig, multiview_samples  # noqa: E402
+from datagen.multiview.config import MultiviewConfig  # noqa: E402
+from datagen.multiview.samples import multiview_samples  # noqa: E402
 from datagen.rng import sample_rng  # noqa: E402
 from datagen.schema import validate  # noqa: E402
 
@@ -52,7 +53,7 @@ def test_demo_captures_have_the_mvimagenet_layout_and_are_deterministic(tmp_path
     capture, rejects = read_capture(root)
     assert rejects == [] and len(capture.views) == 6 and capture.views[0].size == (96, 72)
     # The orbit is a handheld-like loop: consecutive views tens of degrees apart, same object.
-    samples, rejects = multiview_samples(root, MultiviewConfig(samples_per_capture=2, max_side=None), sample_rng(3, 0))
+    samples, rejects = multiview_samples(root, MultiviewConfig(captures=str(tmp_path / "a"), samples_per_capture=2, max_side=0), sample_rng(3, 0))
     assert samples and not rejects
     for s in samples:
         validate(s)

@@ -92,7 +92,7 @@ class Painter:
 
 
 def test_reference_hooks_stop_a_storyboard_before_any_panel(face_filter):
-    config = StoryboardConfig(width=64, height=64)
+    config = StoryboardConfig(generator="http://127.0.0.1:9/painter", width=64, height=64)  # Painter stands in for it
     samples, rejects = storyboard_from_generator(config, sample_rng(0, 0), Painter(), references=[skimage.data.coffee()], reference_filters=[face_filter])
     assert samples == [] and [r.reason for r in rejects] == ["reference_no_face"] and rejects[0].stage == "filter"
     samples, rejects = storyboard_from_generator(config, sample_rng(0, 0), Painter(), references=[skimage.data.astronaut()], reference_filters=[face_filter])

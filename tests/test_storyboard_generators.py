@@ -48,7 +48,7 @@ def test_diffusers_generator_is_seeded_and_prompt_driven(sd_dir):
 
 def test_storyboard_from_the_diffusers_pipeline(sd_dir):
     gen = DiffusersGenerator(sd_dir, steps=2)
-    config = StoryboardConfig(width=32, height=32, min_panels=2, max_panels=3)
+    config = StoryboardConfig(generator=f"diffusers:{sd_dir}", width=32, height=32, min_panels=2, max_panels=3)
     samples, rejects = storyboard_from_generator(config, sample_rng(4, 0), gen)
     assert rejects == []
     s = samples[0]
@@ -129,7 +129,7 @@ def test_http_protocol_both_answer_forms(server):
 
 
 def test_http_failures_become_rejects(server):
-    config = StoryboardConfig(width=32, height=32)
+    config = StoryboardConfig(generator=server + "/fail", width=32, height=32)
     refs = [skimage.data.astronaut()]
     for path, reason in (("/fail", "generator_http_error"), ("/junk", "corrupt_image")):
         samples, rejects = storyboard_from_generator(config, sample_rng(0, 0), HTTPGenerator(server + path), references=refs)
@@ -146,7 +146,7 @@ def test_http_failures_become_rejects(server):
 def test_storyboard_over_http_with_given_references(server):
     refs = [skimage.data.astronaut()[::4, ::4]]
     Handler.requests.clear()
-    samples, rejects = storyboard_from_generator(StoryboardConfig(width=64, height=48), sample_rng(2, 5), HTTPGenerator(server + "/json"), references=refs)
+    samples, rejects = storyboard_from_generator(StoryboardConfig(generator=server + "/json", width=64, height=48), sample_rng(2, 5), HTTPGenerator(server + "/json"), references=refs)
     assert rejects == []
     s = samples[0]
     validate(s)

@@ -65,7 +65,7 @@ def test_keyframe_is_the_sharpest_frame_of_each_shot():
 
 def test_storyboard_keeps_the_subject_and_drops_other_people_and_things(detector):
     frames, ids = video()
-    config = StoryboardConfig(max_panels=4)
+    config = StoryboardConfig(videos="-", max_panels=4)
     samples, rejects = storyboard_from_keyframes(
         frames, ids, config, sample_rng(0, 0), source="clip.mp4", times=[0.5 * i for i in range(len(frames))],
         face_detector=detector, reference_filters=[FaceFilter(detector)],
@@ -95,7 +95,7 @@ def test_storyboard_keeps_the_subject_and_drops_other_people_and_things(detector
 def test_without_a_face_detector_identity_is_judged_on_whole_frames():
     cat, coffee = skimage.data.chelsea(), skimage.data.coffee()
     shots = [frame(cat, 0, 0, 300), frame(cat, 20, 40, 250, flip=True), frame(coffee, 0, 0, 400), frame(cat, 40, 60, 220), frame(cat, 0, 20, 280, gain=1.1)]
-    samples, rejects = storyboard_from_keyframes(shots, list(range(5)), StoryboardConfig(), sample_rng(1, 0), source="cat.mp4")
+    samples, rejects = storyboard_from_keyframes(shots, list(range(5)), StoryboardConfig(videos="-"), sample_rng(1, 0), source="cat.mp4")
     assert not rejects
     assert 2 not in samples[0].meta["panel_shots"] and samples[0].regions == []
     assert samples[0].inputs[0].pixels.shape == (192, 256, 3)
@@ -104,7 +104,7 @@ def test_without_a_face_detector_identity_is_judged_on_whole_frames():
 def test_near_duplicate_shots_are_not_two_panels():
     a = frame(ASTRONAUT, 0, 60, 300)
     shots = [frame(ASTRONAUT, 30, 120, 220), a, a.copy(), frame(ASTRONAUT, 40, 150, 180)]
-    samples, _ = storyboard_from_keyframes(shots, [0, 1, 2, 3], StoryboardConfig(min_panels=2), sample_rng(0, 3), source="v")
+    samples, _ = storyboard_from_keyframes(shots, [0, 1, 2, 3], StoryboardConfig(videos="-", min_panels=2), sample_rng(0, 3), source="v")
     assert samples[0].meta["dropped_shots"]["near_duplicate"] >= 1
     kept = [a] + [p.pixels for p in samples[0].outputs]
     assert sum(np.array_equal(k, a) for k in kept) <= 1 or samples[0].meta["reference_shot"] not in (1, 2)
@@ -112,19 +112,19 @@ def test_near_duplicate_shots_are_not_two_panels():
 
 def test_rejects_with_reasons(detector):
     frames, ids = video()
-    few, _ = storyboard_from_keyframes(frames[:6], ids[:6], StoryboardConfig(), sample_rng(0, 0), source="v")
+    few, _ = storyboard_from_keyframes(frames[:6], ids[:6], StoryboardConfig(videos="-"), sample_rng(0, 0), source="v")
     assert few == []
-    samples, rejects = storyboard_from_keyframes(frames[:6], ids[:6], StoryboardConfig(), sample_rng(0, 0), source="v")
+    samples, rejects = storyboard_from_keyframes(frames[:6], ids[:6], StoryboardConfig(videos="-"), sample_rng(0, 0), source="v")
     assert [r.reason for r in rejects] == ["too_few_shots"] and rejects[0].source == "v"
     objects = [frame(skimage.data.coffee(), 0, 0, 400), frame(skimage.data.rocket(), 0, 0, 400), frame(skimage.data.chelsea(), 0, 0, 300)]
-    _, rejects = storyboard_from_keyframes(objects, [0, 1, 2], StoryboardConfig(), sample_rng(0, 0), source="v", face_detector=detector)
+    _, rejects = storyboard_from_keyframes(objects, [0, 1, 2], StoryboardConfig(videos="-"), sample_rng(0, 0), source="v", face_detector=detector)
     assert [r.reason for r in rejects] == ["no_reference"]
     # Only astronaut shot 0, the other person and the cup: no second panel of her.
     mixed = [frames[1], frames[10], frames[16]]
-    _, rejects = storyboard_from_keyframes(mixed, [0, 1, 2], StoryboardConfig(), sample_rng(0, 0), source="v", face_detector=detector)
+    _, rejects = storyboard_from_keyframes(mixed, [0, 1, 2], StoryboardConfig(videos="-"), sample_rng(0, 0), source="v", face_detector=detector)
     assert rejects[0].reason in {"subject_differs", "no_face"} and "dropped" in rejects[0].detail
     with pytest.raises(ValueError):
-        storyboard_from_keyframes(frames, ids[:-1], StoryboardConfig(), sample_rng(0, 0), source="v")
+        storyboard_from_keyframes(frames, ids[:-1], StoryboardConfig(videos="-"), sample_rng(0, 0), source="v")
 
 
 class Captions:
@@ -144,10 +144,10 @@ class Captions:
 def test_captions_come_from_the_describer_or_the_sample_is_rejected(detector):
     frames, ids = video()
     cap = Captions(["She smiles at the camera.", "She turns to the left.", "She looks up."])
-    samples, _ = storyboard_from_keyframes(frames, ids, StoryboardConfig(), sample_rng(0, 0), source="v", face_detector=detector, describer=cap)
+    samples, _ = storyboard_from_keyframes(frames, ids, StoryboardConfig(videos="-"), sample_rng(0, 0), source="v", face_detector=detector, describer=cap)
     s = samples[0]
     assert s.meta["captions"] == cap.answers[: len(s.outputs)] and s.meta["caption_source"] == "vlm_describe@test"
     assert "Panel 2: She turns to the left." in s.instruction
     assert cap.calls[0][1][0] == {"subject": "the character"}
-    _, rejects = storyboard_from_keyframes(frames, ids, StoryboardConfig(), sample_rng(0, 0), source="v", face_detector=detector, describer=Captions(["ok", None, "ok"]))
+    _, rejects = storyboard_from_keyframes(frames, ids, StoryboardConfig(videos="-"), sample_rng(0, 0), source="v", face_detector=detector, describer=Captions(["ok", None, "ok"]))
     assert [r.reason for r in rejects] == ["caption_empty"]

@@ -13,7 +13,7 @@ from datagen.rng import sample_rng
 from datagen.schema import rejects_table
 from datagen.video import (
     Limits,
-    VideoPairConfig,
+    VideoPairsConfig,
     VideoRejected,
     process_video,
     score_video,
@@ -24,6 +24,11 @@ try:
     from tests import videos as V
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import videos as V
+
+
+def pairs_config(**changes) -> VideoPairsConfig:
+    """The product config; `videos` (the folder the product lists) is not read by process_video."""
+    return VideoPairsConfig(videos="-", **changes)
 
 # name -> (writer, expected reason, stage)
 BAD = {
@@ -46,7 +51,7 @@ def bad_files(tmp_path_factory):
 @pytest.mark.parametrize("name", list(BAD))
 def test_bad_input_gives_one_reject_with_a_reason(bad_files, name):
     path, reason, stage = bad_files[name]
-    samples, rejects = process_video(path, VideoPairConfig(), sample_rng(0, 0))
+    samples, rejects = process_video(path, pairs_config(), sample_rng(0, 0))
     assert samples == []
     assert len(rejects) == 1, [r.reason for r in rejects]
     r = rejects[0]
@@ -63,7 +68,7 @@ def test_a_run_over_good_and_bad_files_accounts_for_every_input(bad_files, tmp_p
     paths = [p for p, _, _ in bad_files.values()] + [good]
     kept, rejected = {}, {}
     for i, p in enumerate(paths):
-        s, r = process_video(p, VideoPairConfig(), sample_rng(1, i))
+        s, r = process_video(p, pairs_config(), sample_rng(1, i))
         kept[p], rejected[p] = len(s), len(r)
     assert all(kept[p] + rejected[p] >= 1 for p in paths)  # nothing silently lost
     assert kept[good] >= 1
@@ -71,9 +76,9 @@ def test_a_run_over_good_and_bad_files_accounts_for_every_input(bad_files, tmp_p
 
 def test_too_small_and_too_long_are_refused_from_the_header(tmp_path):
     path, _ = V.shift_ladder(tmp_path / "small.mp4", (160, 90), shifts=[5.0, 5.0])
-    _, rejects = process_video(path, VideoPairConfig(), sample_rng(0, 0))
+    _, rejects = process_video(path, pairs_config(), sample_rng(0, 0))
     assert [r.reason for r in rejects] == ["too_small"]
-    cfg = VideoPairConfig(limits=Limits(min_side=64, max_duration_s=1.0))
+    cfg = pairs_config(limits=Limits(min_side=64, max_duration_s=1.0))
     _, rejects = process_video(path, cfg, sample_rng(0, 0))
     assert [r.reason for r in rejects] == ["too_long"]
 
@@ -81,7 +86,7 @@ def test_too_small_and_too_long_are_refused_from_the_header(tmp_path):
 def test_huge_header_is_refused_without_decoding(bad_files):
     path, _, _ = bad_files["huge_header"]
     tracemalloc.start()
-    process_video(path, VideoPairConfig(), sample_rng(0, 0))
+    process_video(path, pairs_config(), sample_rng(0, 0))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 5_000_000  # an 8192x8192 RGB frame alone would be 200 MB
@@ -89,7 +94,7 @@ def test_huge_header_is_refused_without_decoding(bad_files):
 
 def test_rotated_video_comes_out_upright(tmp_path):
     path, upright = V.rotated(tmp_path / "phone.mp4", 90)
-    samples, rejects = process_video(path, VideoPairConfig(gap_range_s=(0.5, 0.5)), sample_rng(0, 0))
+    samples, rejects = process_video(path, pairs_config(gap_range_s=(0.5, 0.5)), sample_rng(0, 0))
     assert samples, [r.reason for r in rejects]
     first = samples[0]
     assert first.meta["source"]["rotation"] == 90
@@ -108,7 +113,7 @@ def _open_fds() -> int:
 def test_no_file_handle_or_memory_leak(bad_files, tmp_path):
     good, _ = V.shift_ladder(tmp_path / "good.mp4", (320, 180), shifts=[6.0, 9.0, 12.0])
     paths = [p for p, _, _ in bad_files.values()] + [good]
-    cfg = VideoPairConfig()
+    cfg = pairs_config()
 
     def run_all():
         for i, p in enumerate(paths):

@@ -8,7 +8,7 @@ import pytest
 
 from datagen import images
 from datagen.rng import sample_rng
-from datagen.video import VideoPairConfig, process_video
+from datagen.video import VideoPairsConfig, process_video
 from datagen.video import synthetic as S
 from datagen.video.filters import (
     MotionRule,
@@ -23,6 +23,11 @@ try:
     from tests import videos as V
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import videos as V
+
+
+def pairs_config(**changes) -> VideoPairsConfig:
+    """The product config; `videos` (the folder the product lists) is not read by process_video."""
+    return VideoPairsConfig(videos="-", **changes)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ def test_phash_survives_jpeg_and_separates_photos(sharp):
     ],
 )
 def test_bad_frames_reject_their_pairs(tmp_path, writer, reason):
-    samples, rejects = process_video(writer(tmp_path), VideoPairConfig(stitched_pairs=0), sample_rng(0, 0))
+    samples, rejects = process_video(writer(tmp_path), pairs_config(stitched_pairs=0), sample_rng(0, 0))
     assert samples == []
     assert rejects and {r.reason for r in rejects} == {reason}
     assert all(r.stage == "filter" and "#t=" in r.source for r in rejects)
@@ -85,10 +90,10 @@ def test_bad_frames_reject_their_pairs(tmp_path, writer, reason):
 def test_static_and_repeated_pairs(tmp_path):
     path = S.write_video(tmp_path / "still.mp4", [S.render(V.canvas(), S.Pose(1024.0 + 0.05 * k, 768.0), (320, 180))
                                                   for k in range(60)], 20)  # fmt: skip
-    samples, rejects = process_video(path, VideoPairConfig(stitched_pairs=0), sample_rng(0, 0))
+    samples, rejects = process_video(path, pairs_config(stitched_pairs=0), sample_rng(0, 0))
     assert samples == [] and {r.reason for r in rejects} == {"static_pair"}
     # A 1 s move played four times: the second time round, pairs repeat the first.
-    samples, rejects = process_video(V.looping(tmp_path / "loop.mp4"), VideoPairConfig(anchor_every_s=0.5,
+    samples, rejects = process_video(V.looping(tmp_path / "loop.mp4"), pairs_config(anchor_every_s=0.5,
                                      stitched_pairs=0), sample_rng(0, 0))  # fmt: skip
     reasons = [r.reason for r in rejects]
     assert samples and "near_duplicate" in reasons
@@ -98,7 +103,7 @@ def test_high_motion_is_up_weighted(tmp_path):
     def weights(step_px):
         poses = [S.Pose(700.0 + step_px * k, 768.0) for k in range(30)]
         path, _ = V.pose_clip(tmp_path / f"pan{step_px}.mp4", poses, (320, 180), fps=10.0)
-        cfg = VideoPairConfig(gap_range_s=(1.0, 1.0), anchor_every_s=0.5, stitched_pairs=0)
+        cfg = pairs_config(gap_range_s=(1.0, 1.0), anchor_every_s=0.5, stitched_pairs=0)
         samples, _ = process_video(path, cfg, sample_rng(0, 0))
         return [s.weight for s in samples if s.task == "video.pair"]
 

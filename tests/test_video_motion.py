@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from datagen.video import synthetic as S
-from datagen.video.flow import RAFT_FILES, raft_weights_file
+from datagen.video.optical_flow import RAFT_FILES, raft_weights_file
 from datagen.video.motion import estimate_motion, flow_magnitude, score_video
 
 try:

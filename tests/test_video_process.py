@@ -10,10 +10,15 @@ import pytest
 
 from datagen.rng import sample_rng
 from datagen.schema import from_row, samples_table, to_row, validate
-from datagen.video import VideoPairConfig, make_demo_clips, process_video
+from datagen.video import VideoPairsConfig, make_demo_clips, process_video
 from datagen.video import synthetic as S
 from datagen.video.captions import camera_words
 from datagen.video.motion import estimate_motion
+
+
+def pairs_config(**changes) -> VideoPairsConfig:
+    """The product config; `videos` (the folder the product lists) is not read by process_video."""
+    return VideoPairsConfig(videos="-", **changes)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +28,7 @@ def clips(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def processed(clips):
-    cfg = VideoPairConfig(stitch_min_separation_s=2.0)
+    cfg = pairs_config(stitch_min_separation_s=2.0)
     return {name: process_video(p, cfg, sample_rng(11, i)) for i, (name, p) in enumerate(sorted(clips.items()))}
 
 
@@ -69,7 +74,7 @@ def test_each_clip_gives_what_its_camera_did(processed):
 def test_stitched_pairs_are_recropped(processed):
     stitched = [s for ss, _ in processed.values() for s in ss if s.meta["kind"] == "stitched"]
     assert stitched
-    lo, hi = VideoPairConfig().recrop_scale
+    lo, hi = pairs_config().recrop_scale
     for s in stitched:
         x0, y0, x1, y1 = s.meta["crop_box"]
         assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
@@ -87,7 +92,7 @@ def _rows(result):
 
 
 def test_same_rng_same_bytes_other_rng_other_pairs(clips):
-    cfg = VideoPairConfig(stitch_min_separation_s=2.0)
+    cfg = pairs_config(stitch_min_separation_s=2.0)
     first = _rows(process_video(clips["pan"], cfg, sample_rng(5, 1)))
     cv2.setNumThreads(1)  # worker count must not matter
     try:
@@ -161,7 +166,7 @@ def _tiny_llava(folder):
 
 def test_vlm_captioner_from_a_local_folder(clips, tmp_path):
     folder = _tiny_llava(tmp_path / "tiny-llava")
-    cfg = VideoPairConfig(captioner="vlm", vlm_dir=str(folder), vlm_max_new_tokens=6, stitched_pairs=0)
+    cfg = pairs_config(captioner="vlm", vlm_dir=str(folder), vlm_max_new_tokens=6, stitched_pairs=0)
     samples, _ = process_video(clips["pan"], cfg, sample_rng(0, 0))
     assert samples
     for s in samples:
@@ -173,10 +178,10 @@ def test_vlm_captioner_from_a_local_folder(clips, tmp_path):
 def test_missing_model_folders_fail_before_any_work(tmp_path):
     missing = tmp_path / "no-model-here"
     with pytest.raises(FileNotFoundError, match="config.json") as err:
-        process_video(tmp_path / "not-even-a-file.mp4", VideoPairConfig(captioner="vlm", vlm_dir=str(missing)),
+        process_video(tmp_path / "not-even-a-file.mp4", pairs_config(captioner="vlm", vlm_dir=str(missing)),
                       sample_rng(0, 0))  # fmt: skip
     assert str(missing) in str(err.value)
     with pytest.raises(FileNotFoundError, match="raft_small"):
-        process_video(tmp_path / "x.mp4", VideoPairConfig(flow_method="raft", raft_dir=str(missing)), sample_rng(0, 0))
+        process_video(tmp_path / "x.mp4", pairs_config(optical_flow="raft", raft_dir=str(missing)), sample_rng(0, 0))
     with pytest.raises(ValueError, match="vlm_dir"):
-        VideoPairConfig(captioner="vlm")
+        pairs_config(captioner="vlm")

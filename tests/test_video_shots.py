@@ -6,7 +6,7 @@ import cv2
 import pytest
 
 from datagen.rng import sample_rng
-from datagen.video import VideoPairConfig, process_video
+from datagen.video import VideoPairsConfig, process_video
 from datagen.video import synthetic as S
 from datagen.video.motion import estimate_motion
 from datagen.video.shots import colour_histogram, hist_distance, judge_cut, shot_ids
@@ -16,13 +16,18 @@ try:
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     import videos as V
 
+
+def pairs_config(**changes) -> VideoPairsConfig:
+    """The product config; `videos` (the folder the product lists) is not read by process_video."""
+    return VideoPairsConfig(videos="-", **changes)
+
 SHOT_S = 2.0
 
 
 @pytest.fixture(scope="module")
 def cut_video(tmp_path_factory):
     path, cuts = V.cut_clip(tmp_path_factory.mktemp("cuts") / "cuts.mp4", shot_s=SHOT_S)
-    config = VideoPairConfig(anchor_every_s=0.5, stitched_pairs=0)
+    config = pairs_config(anchor_every_s=0.5, stitched_pairs=0)
     samples, rejects = process_video(path, config, sample_rng(3, 0))
     return cuts, samples, rejects
 

@@ -33,9 +33,15 @@ class CollageConfig(ProductConfig):
     size: int = param(512, "Side of the square output images, in pixels.", min=MIN_SIZE, max=MAX_SIZE)
     assets: str | None = param(None, "Asset folder (backgrounds/, cutouts/ RGBA) or a Lance asset table. "
                                "Default: the embedded starter pack.", content=False)
+    photos: str | None = param(None, "A folder of photos to cut out (foreground via a local rembg model, "
+                               "--rembg) and add to the pack's cutouts.", content=False, advanced=True)
+    rembg: str | None = param(None, "A u2net-family .onnx file, or a folder holding u2net.onnx / u2netp.onnx / "
+                              "silueta.onnx, for --photos.", content=False, advanced=True)
 
     def validate(self) -> None:
         object.__setattr__(self, "tasks", expand_tasks(self.tasks))
+        if self.photos and not self.rembg:
+            raise ValueError("--photos needs --rembg: the local model that cuts the foreground out")
 
 
 def _item(tasks: tuple[str, ...], index: int) -> Item:
@@ -53,10 +59,24 @@ def plan(cfg: CollageConfig) -> Plan:
     else:
         pack, pre_rejects = starter_pack(), []
         uri = "embedded:starter-pack"
-    return Plan(items=ItemRange(cfg.num, partial(_item, cfg.tasks)),
-                sources=[{"kind": "assets", "uri": uri, "content_hash": pack.content_hash(),
-                          "files": len(pack.sources())}],
-                pre_rejects=pre_rejects, context=pack, content={"assets": pack.content_hash()})
+    sources = [{"kind": "assets", "uri": uri, "content_hash": pack.content_hash(), "files": len(pack.sources())}]
+    if cfg.photos:
+        from datagen.collage.rembg_cutouts import cutouts_from_folder
+        from datagen.store.lineage import file_hash
+
+        cutouts, refused = cutouts_from_folder(cfg.photos, cfg.rembg)
+        pack, pre_rejects = pack.merged(cutouts=cutouts), pre_rejects + refused
+        sources.append({"kind": "photos", "uri": normalise_uri(cfg.photos), "files": len(cutouts) + len(refused),
+                        "model": file_hash(cfg.rembg) if not _is_dir(cfg.rembg) else None})
+    # The pack's hash covers every asset's pixels: the same assets anywhere give the same ids.
+    return Plan(items=ItemRange(cfg.num, partial(_item, cfg.tasks)), sources=sources, pre_rejects=pre_rejects,
+                context=pack, content={"assets": pack.content_hash()})
+
+
+def _is_dir(path: str | None) -> bool:
+    from pathlib import Path
+
+    return bool(path) and Path(path).is_dir()
 
 
 class CollageItems:

@@ -10,6 +10,7 @@
 maps a collage's exact region masks, not pixels. `random_weights` writes random-weight
 checkpoints in the real layouts, for tests, benchmarks and dry runs without real weights.
 Importing this package is cheap: controlnet_aux, transformers and torch load in `setup()`.
+The dataset product (config, plan, per-item function) is `datagen.conditions.product`.
 """
 
 from datagen.conditions.base import (

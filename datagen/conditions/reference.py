@@ -219,18 +219,21 @@ class ReferenceSource:
 CAPTION_KEYS = ("caption", "prompt", "text")
 
 
-def source_from_file(path: str | Path, caption_suffix: str = ".txt", source_id: str | None = None) -> ReferenceSource | Reject:
-    """An image file (through the guarded loader) and its sidecar caption `<stem>.txt` if any.
+def source_from_file(path: str | Path, caption_suffix: str | None = ".txt", source_id: str | None = None,
+                     prompt: str | None = None) -> ReferenceSource | Reject:
+    """An image file (through the guarded loader) and its caption: `prompt` when the caller
+    has it (the product reads sidecars while planning), else the sidecar `<stem>.txt` if any.
 
-    `source_id` names the file in samples (default: its path); flows pass the path relative
-    to the folder given, so the same images elsewhere give the same bytes."""
+    `source_id` names the file in samples (default: its path); the product passes the path
+    relative to the folder given, so the same images elsewhere give the same bytes."""
     path = Path(path)
     try:
         loaded = load_image(path)
     except ImageRejected as exc:
         return Reject(exc.reason, exc.detail, source=str(path), stage="source", generator=GENERATOR)
-    caption_file = path.with_suffix(caption_suffix)
-    prompt = caption_file.read_text(encoding="utf-8", errors="replace").strip() if caption_file.is_file() else None
+    if prompt is None and caption_suffix:
+        caption_file = path.with_suffix(caption_suffix)
+        prompt = caption_file.read_text(encoding="utf-8", errors="replace").strip() if caption_file.is_file() else None
     return ReferenceSource(loaded.pixels, source_id or str(path), prompt or None)
 
 

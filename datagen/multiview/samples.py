@@ -1,17 +1,17 @@
-"""Multi-view samples from one capture folder (the flow's unit of work).
+"""Multi-view samples from one capture folder (the product's unit of work).
 
 iMontage's framing: input = one reference view; outputs = 1-4 further views in capture
 order; the instruction names the camera motion from `<image 1>` to each output, computed
 from the poses (see `motion.py`). Views are spaced by viewpoint angle rather than by frame
 count, so slow and fast captures give comparable motions.
 
-    samples, rejects = multiview_samples(capture_dir, MultiviewConfig(), sample_rng(seed, index))
+    samples, rejects = multiview_samples(capture_dir, MultiviewConfig(captures=root), rng)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -19,6 +19,7 @@ import numpy as np
 
 from datagen.images import ImageRejected, load_image
 from datagen.multiview.capture import TASK, Capture, View, read_capture
+from datagen.multiview.config import MultiviewConfig
 from datagen.multiview.motion import CameraMotion, relative_motion
 from datagen.multiview.poses import estimate_up, orbit_center
 from datagen.schema import Picture, Reject, Sample
@@ -37,20 +38,6 @@ TEMPLATES_ONE = (
     "Starting from the camera of <image 1>, {steps}, and show the object.",
     "Generate a new view of the object in <image 1>: {steps}.",
 )
-
-
-@dataclass
-class MultiviewConfig:
-    min_extra: int = 1
-    max_extra: int = 4
-    samples_per_capture: int = 1
-    min_step_deg: float = 10.0  # viewpoint change between consecutive chosen views
-    max_step_deg: float = 30.0
-    max_total_deg: float = 180.0  # no output further than this from the reference
-    max_side: int | None = 512  # downscale views (longest side); None keeps the file's size
-    image_format: str = "jpeg"
-    min_orbit_conditioning: float = 1e-3  # below: optical axes ~parallel, not an object capture
-    min_scores: dict[str, float] = field(default_factory=dict)  # e.g. {"geo_consistency": 0.3}
 
 
 def multiview_samples(
@@ -205,8 +192,8 @@ def _describe(samples: list[Sample], describer) -> None:
         s.meta["vlm_describer"] = describer.tag
 
 
-def _fit(img: np.ndarray, max_side: int | None) -> np.ndarray:
-    if max_side is None or max(img.shape[:2]) <= max_side:
+def _fit(img: np.ndarray, max_side: int) -> np.ndarray:
+    if not max_side or max(img.shape[:2]) <= max_side:
         return img
     scale = max_side / max(img.shape[:2])
     return cv2.resize(img, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)

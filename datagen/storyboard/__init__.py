@@ -3,6 +3,7 @@
 Two sources: keyframes across the shots of one video (`storyboard_from_keyframes`) and a
 generator backend driven by seeded templates (`storyboard_from_generator`). Face and NSFW
 filter hooks check character references; all model-backed parts load local files only.
+The product (config, plan, item function) is declared in `datagen.storyboard.product`.
 """
 
 from datagen.storyboard.config import StoryboardConfig
@@ -12,6 +13,7 @@ from datagen.storyboard.generators import (
     DiffusersGenerator,
     GenerationFailed,
     HTTPGenerator,
+    make_generator,
 )
 from datagen.storyboard.keyframes import storyboard_from_keyframes
 from datagen.storyboard.nsfw import NSFWFilter
@@ -25,6 +27,7 @@ __all__ = [
     "NSFWFilter",
     "StoryboardConfig",
     "YuNetFaceDetector",
+    "make_generator",
     "storyboard_from_generator",
     "storyboard_from_keyframes",
 ]

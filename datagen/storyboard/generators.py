@@ -157,3 +157,18 @@ class HTTPGenerator:
             return load_image(raw, keep_alpha=False).pixels
         except ImageRejected as exc:
             raise GenerationFailed(exc.reason, f"generator answer: {exc.detail}") from exc
+
+
+def generator_kind(spec: str) -> str:
+    """"http" or "diffusers" for a `--generator` spec; ValueError for anything else (no I/O)."""
+    if spec.startswith(("http://", "https://")):
+        return "http"
+    if spec.startswith("diffusers:") and len(spec) > len("diffusers:"):
+        return "diffusers"
+    raise ValueError(f"--generator {spec!r}: use diffusers:/path/to/pipeline or an http(s):// endpoint")
+
+
+def make_generator(spec: str) -> DiffusersGenerator | HTTPGenerator:
+    if generator_kind(spec) == "http":
+        return HTTPGenerator(spec)
+    return DiffusersGenerator(spec[len("diffusers:"):])

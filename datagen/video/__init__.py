@@ -1,14 +1,17 @@
 """Video frame-pair data (iMontage): decode sampled frames, find shots, score motion,
 filter, and turn one video into `video.pair` / `video.transition` samples.
 
+The product (config, plan, item function) is declared in `datagen.video.product`.
+
 Entry points:
     process_video(path, config, rng) -> (samples, rejects)   # datagen.video.process
+    list_videos(root) -> [VideoFile]                          # datagen.video.sources
     flow_magnitude(frame_a, frame_b, method="dis") -> float   # datagen.video.motion
     score_video(path, fps=2.0) -> VideoMotion                 # datagen.video.motion
     make_demo_clips(out_dir, seed) -> [paths]                 # datagen.video.synthetic
 """
 
-from datagen.video.config import VideoPairConfig
+from datagen.video.config import VideoPairsConfig
 from datagen.video.motion import (
     MotionEstimate,
     VideoMotion,
@@ -28,7 +31,7 @@ __all__ = [
     "MotionEstimate",
     "VideoInfo",
     "VideoMotion",
-    "VideoPairConfig",
+    "VideoPairsConfig",
     "VideoRejected",
     "estimate_motion",
     "flow_magnitude",

@@ -11,7 +11,7 @@ import functools
 import cv2
 import numpy as np
 
-from datagen.video.flow import dis_flow
+from datagen.video.optical_flow import dis_flow
 
 # Minimum structure-tensor eigenvalue (cv2.cornerMinEigenVal on grey scaled to [0, 1]) for
 # a pixel's flow to count as observed; flat sky and walls sit far below it.

@@ -11,25 +11,39 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.params import ProductConfig, param
+
 QUALITY_SHORT_SIDE = 360
 
 
 @dataclass(frozen=True)
-class QualityRule:
-    min_sharpness: float = 20.0  # variance of the Laplacian at the quality size
-    dark_level: int = 16  # luma at or below: black
-    bright_level: int = 239  # luma at or above: blown out
-    max_dark_fraction: float = 0.92
-    max_bright_fraction: float = 0.92
+class QualityRule(ProductConfig):
+    """When a sampled frame is unusable (blurry, black, blown out)."""
+
+    min_sharpness: float = param(20.0, "Variance of the Laplacian (short side 360) below which a frame is blurry.",
+                                 min=0.0, max=1e6)
+    dark_level: int = param(16, "Luma at or below which a pixel counts as black.", min=0, max=255)
+    bright_level: int = param(239, "Luma at or above which a pixel counts as blown out.", min=0, max=255)
+    max_dark_fraction: float = param(0.92, "Share of black pixels above which a frame is underexposed.", min=0.0,
+                                     max=1.0)
+    max_bright_fraction: float = param(0.92, "Share of blown-out pixels above which a frame is overexposed.",
+                                       min=0.0, max=1.0)
 
 
 @dataclass(frozen=True)
-class MotionRule:
-    min_norm: float = 0.004  # below: a static pair (~6 px at 720p, ~3 px at 360p)
-    min_px: float = 0.0  # optional floor in pixels of the original resolution (`--min-motion PX`)
-    boost_from: float = 0.02  # up-weighting starts here...
-    boost_to: float = 0.10  # ...and reaches max_weight here
-    max_weight: float = 3.0
+class MotionRule(ProductConfig):
+    """Static pairs out, high-motion pairs up-weighted; motion as a fraction of the frame diagonal."""
+
+    min_norm: float = param(0.004, "Motion below which a pair is static (~6 px at 720p, ~3 px at 360p).", min=0.0,
+                            max=1.0)
+    boost_from: float = param(0.02, "Motion at which up-weighting starts ...", min=0.0, max=1.0)
+    boost_to: float = param(0.10, "... and reaches max_weight.", min=0.0, max=1.0)
+    max_weight: float = param(3.0, "Sampling weight of the fastest pairs (the trainer samples rows by weight).",
+                              min=1.0, max=100.0)
+
+    def validate(self) -> None:
+        if self.boost_to < self.boost_from:
+            raise ValueError(f"motion: boost_to ({self.boost_to}) must be >= boost_from ({self.boost_from})")
 
 
 @dataclass(frozen=True)
@@ -73,11 +87,12 @@ def frame_problem(q: FrameQuality, rule: QualityRule = QualityRule()) -> tuple[s
 
 
 def motion_problem(motion_norm: float, rule: MotionRule = MotionRule(),
-                   motion_px: float | None = None) -> tuple[str, str] | None:
+                   motion_px: float | None = None, min_px: float = 0.0) -> tuple[str, str] | None:
+    """`min_px` is an optional floor in pixels of the original resolution (`--min-motion PX`)."""
     if motion_norm < rule.min_norm:
         return "static_pair", f"motion {motion_norm:.4f} of the diagonal < {rule.min_norm}"
-    if motion_px is not None and motion_px < rule.min_px:
-        return "low_motion", f"motion {motion_px:.2f} px < {rule.min_px} px (original resolution)"
+    if motion_px is not None and motion_px < min_px:
+        return "low_motion", f"motion {motion_px:.2f} px < {min_px} px (original resolution)"
     return None
 
 

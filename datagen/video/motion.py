@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from datagen.video import camera
-from datagen.video.flow import dense_flow
+from datagen.video.optical_flow import dense_flow
 
 WORK_SIDE = 320
 # Grey-level difference between A and motion-compensated B above which a match is not

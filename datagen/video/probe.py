@@ -13,6 +13,7 @@ from pathlib import Path
 
 import av
 
+from datagen.params import ProductConfig, param
 from datagen.rejection import Rejected
 
 
@@ -22,11 +23,15 @@ class VideoRejected(Rejected):
 
 
 @dataclass(frozen=True)
-class Limits:
-    min_side: int = 128  # shorter side, upright
-    max_pixels: int = 4096 * 2160  # one frame, before decoding anything
-    max_bytes: int = 8 * 1024**3
-    max_duration_s: float = 4 * 3600.0
+class Limits(ProductConfig):
+    """What a video may be, checked on its header before any pixel is decoded."""
+
+    min_side: int = param(128, "Shorter side (upright) below which a video is too_small.", min=8, max=8192)
+    max_pixels: int = param(4096 * 2160, "Pixels of one frame above which a video is too_large.", min=256,
+                            max=8192 * 8192)
+    max_bytes: int = param(8 * 1024**3, "File size above which a video is too_large.", min=1, max=64 * 1024**3)
+    max_duration_s: float = param(4 * 3600.0, "Duration above which a video is too_long, seconds.", min=1.0,
+                                  max=24 * 3600.0)
 
 
 @dataclass(frozen=True)

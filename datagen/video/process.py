@@ -2,6 +2,9 @@
 
     samples, rejects = process_video(path, config, rng)
 
+The product's item function (`datagen/video/product.py`) calls it with the harness's local
+copy of the item's video and the item's URI as `source`, the name records carry.
+
 Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arrive in
 time order; each is measured once (working-size grey, colour histogram, sharpness,
 exposure); consecutive frames are compared for cuts; the pair planner completes pairs
@@ -21,7 +24,7 @@ import numpy as np
 
 from datagen.schema import Picture, Reject, Sample, make_id
 from datagen.video import captions
-from datagen.video.config import VideoPairConfig
+from datagen.video.config import VideoPairsConfig
 from datagen.video.decode import prefetched, read_frames, sample_times
 from datagen.video.filters import (
     FrameQuality,
@@ -30,7 +33,7 @@ from datagen.video.filters import (
     motion_problem,
     motion_weight,
 )
-from datagen.video.flow import raft_weights_file
+from datagen.video.optical_flow import raft_weights_file
 from datagen.video.motion import MotionEstimate, estimate_motion, to_work, work_size
 from datagen.video.pairs import PairPlanner
 from datagen.video.phash import PairIndex, phash
@@ -44,18 +47,22 @@ TASK_TRANSITION = "video.transition"
 
 
 def process_video(
-    path: str | Path, config: VideoPairConfig, rng: np.random.Generator, *, video_id: str | None = None
+    path: str | Path, config: VideoPairsConfig, rng: np.random.Generator, *, video_id: str | None = None,
+    source: str | None = None,
 ) -> tuple[list[Sample], list[Reject]]:
-    """Frame pairs of one video. Raises only for configuration errors (missing weights)."""
+    """Frame pairs of one video. Raises only for configuration errors (missing weights).
+
+    `source` names the video in rejects (default: `path`): the URI when `path` is a local copy."""
     check_models(config)
     path = Path(path)
     video_id = video_id or path.name
+    source = source or str(path)
     try:
         info = probe(path, config.limits)
         digest = content_hash(path)
     except VideoRejected as exc:
-        return [], [_video_reject(exc, path, video_id, "source")]
-    run = _VideoRun(info, config, rng, video_id, digest)
+        return [], [_video_reject(exc, source, video_id, "source")]
+    run = _VideoRun(info, config, rng, video_id, digest, source)
     duration = info.duration if info.duration > 0 else config.limits.max_duration_s
     try:
         times = sample_times(duration, config.sample_fps)
@@ -65,27 +72,27 @@ def process_video(
                 run.add(frame.index, times[frame.index], frame.time, frame.pixels)
         run.finish()
     except VideoRejected as exc:
-        return [], [_video_reject(exc, path, video_id, "decode")]
+        return [], [_video_reject(exc, source, video_id, "decode")]
     if run.n_frames < 2:
         exc = VideoRejected("too_few_frames", f"{run.n_frames} frame(s) at {config.sample_fps} fps sampling")
-        return [], [_video_reject(exc, path, video_id, "decode")]
+        return [], [_video_reject(exc, source, video_id, "decode")]
     if not run.samples and not run.rejects:
         exc = VideoRejected("no_pairs", f"no shot spans the minimum gap of {config.gap_range_s[0]} s")
-        return [], [_video_reject(exc, path, video_id, "generate")]
+        return [], [_video_reject(exc, source, video_id, "generate")]
     return run.samples, run.rejects
 
 
-def check_models(config: VideoPairConfig) -> None:
+def check_models(config: VideoPairsConfig) -> None:
     """Fail before any work when a configured model folder lacks its files."""
-    if config.flow_method == "raft":
+    if config.optical_flow == "raft":
         raft_weights_file(config.raft_dir)
     if config.captioner == "vlm":
         captions.check_vlm_dir(config.vlm_dir)
 
 
-def _video_reject(exc: VideoRejected, path: Path, video_id: str, stage: str) -> Reject:
+def _video_reject(exc: VideoRejected, source: str, video_id: str, stage: str) -> Reject:
     return Reject(
-        reason=exc.reason, detail=exc.detail, source=str(path), task=TASK_PAIR, stage=stage,
+        reason=exc.reason, detail=exc.detail, source=source, task=TASK_PAIR, stage=stage,
         meta={"video_id": video_id}, generator=GENERATOR,
     )  # fmt: skip
 
@@ -116,8 +123,9 @@ class _Frame:
 
 
 class _VideoRun:
-    def __init__(self, info: VideoInfo, config: VideoPairConfig, rng: np.random.Generator, video_id: str, digest: str):
-        self.info, self.config, self.video_id, self.digest = info, config, video_id, digest
+    def __init__(self, info: VideoInfo, config: VideoPairsConfig, rng: np.random.Generator, video_id: str, digest: str,
+                 source: str):
+        self.info, self.config, self.video_id, self.digest, self.source = info, config, video_id, digest, source
         # Independent sub-streams: changing how captions draw never moves which pairs are made.
         r_pairs, r_stitch, r_text, r_crop = rng.spawn(4)
         self.text_rng, self.crop_rng = r_text, r_crop
@@ -191,12 +199,12 @@ class _VideoRun:
         if b.from_prev is not None and b.from_prev[0] == a.index:
             return b.from_prev[1]
         c = self.config
-        return estimate_motion(a.work, b.work, method=c.flow_method, work_side=c.work_side,
+        return estimate_motion(a.work, b.work, method=c.optical_flow, work_side=c.work_side,
                                original_size=self.original, raft_dir=c.raft_dir)  # fmt: skip
 
     def _reject(self, reason: str, detail: str, a: _Frame, b: _Frame, task: str, meta: dict) -> None:
         self.rejects.append(Reject(
-            reason=reason, detail=detail, source=f"{self.info.path}#t={a.time:.3f},{b.time:.3f}", task=task,
+            reason=reason, detail=detail, source=f"{self.source}#t={a.time:.3f},{b.time:.3f}", task=task,
             stage="filter", meta={"video_id": self.video_id, **meta}, generator=GENERATOR,
         ))  # fmt: skip
 
@@ -222,7 +230,7 @@ class _VideoRun:
             if f.problem:
                 return self._reject(*f.problem, a, b, TASK_PAIR, meta)
         est = self._motion(a, b)
-        problem = motion_problem(est.motion_norm, self.config.motion, est.motion_px)
+        problem = motion_problem(est.motion_norm, self.config.motion, est.motion_px, self.config.min_motion_px)
         if problem:
             return self._reject(*problem, a, b, TASK_PAIR, {**meta, "motion_px": round(est.motion_px, 3)})
         dup = self.seen.find(a.phash, b.phash)
@@ -269,7 +277,7 @@ class _VideoRun:
             outputs=[Picture(np.ascontiguousarray(b_pixels), "target", "jpeg")],
             meta=meta,
             scores={k: float(v) for k, v in scores.items()},
-            scorer=f"datagen.video.motion:{self.config.flow_method}@{self.config.work_side}",
+            scorer=f"datagen.video.motion:{self.config.optical_flow}@{self.config.work_side}",
             weight=float(weight),
             source_ids=[self.video_id, self.digest],
             generator=GENERATOR,

@@ -19,15 +19,20 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.params import ProductConfig, param
 from datagen.video.motion import MotionEstimate
 
 
 @dataclass(frozen=True)
-class CutRule:
-    max_alignment: float = 0.6  # A and camera-compensated B correlate less than this...
-    min_hist: float = 0.25  # ...and colours differ at least this much (Bhattacharyya)
-    max_matched: float = 0.45  # ...or less than this share of A's texture is found in B
-    flat_hist: float = 0.5  # frames without texture: histogram distance alone
+class CutRule(ProductConfig):
+    """When two consecutive sampled frames lie on either side of a hard cut."""
+
+    max_alignment: float = param(0.6, "A cut: A and camera-compensated B correlate less than this ...", min=-1.0,
+                                 max=1.0)
+    min_hist: float = param(0.25, "... and colours differ at least this much (Bhattacharyya) ...", min=0.0, max=1.0)
+    max_matched: float = param(0.45, "... or less than this share of A's texture is found in B.", min=0.0, max=1.0)
+    flat_hist: float = param(0.5, "Frames without texture: colour distance above which they are a cut.", min=0.0,
+                             max=1.0)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,9 @@
 """`--scorers` specs -> scorer objects, and the weight check that runs before any work.
 
+Used by every product that scores its samples (storyboard, multiview): `parse` in the
+config's validation, `check_weights` in the plan (on the driver, before any work),
+`build` in the product's per-worker setup.
+
 Spec grammar: comma-separated names; model-backed ones take a local path:
 `sharpness,exposure,geometry,consistency,diversity,clip=/models/clip,vlm=/models/qwen2.5-vl,
 vlm-rubric=/models/qwen2.5-vl`.
