@@ -62,13 +62,14 @@ class ClusterError(RuntimeError):
 
 class LocalCluster:
     def __init__(self, base: str | Path, *, head_cpus: int = 1, worker_cpus: int = 1,
-                 worker_env: dict[str, str] | None = None, object_store_bytes: int = 300 * 2**20,
+                 env: dict[str, str] | None = None, worker_env: dict[str, str] | None = None, object_store_bytes: int = 300 * 2**20,
                  start_timeout_s: float = 180.0):
         self.base = Path(base)
         self.temp_dir = self.base / "ray"  # also $RAY_TMPDIR/ray: see `bootstrap_env`
         self.token_path = self.base / "auth_token"
         self.head_cpus, self.worker_cpus = head_cpus, worker_cpus
-        self.worker_env = dict(worker_env or {})
+        self.extra_env = dict(env or {})  # every node and driver (object-store credentials, ...)
+        self.worker_env = dict(worker_env or {})  # the second node only
         self.object_store_bytes = object_store_bytes
         self.start_timeout_s = start_timeout_s
         self.procs: dict[str, subprocess.Popen] = {}
@@ -87,7 +88,7 @@ class LocalCluster:
                    # patience for a machine shared with other work: node start-up waits
                    RAY_raylet_start_wait_time_s="120", RAY_agent_register_timeout_ms="120000")
         env.setdefault("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
-        return env
+        return env | self.extra_env
 
     def env(self, **extra: str) -> dict[str, str]:
         """A driver's environment: joins this cluster through RAY_ADDRESS, with its token."""
