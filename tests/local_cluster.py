@@ -135,7 +135,7 @@ class LocalCluster:
             raise
         return self
 
-    def _start_node(self, name: str, cmd, env: dict[str, str], attempts: int = 3) -> None:
+    def _start_node(self, name: str, cmd, env: dict[str, str], attempts: int = 4) -> None:
         """Start one node and wait until `ray start` says it runs. On a loaded machine a
         raylet can give up waiting for its dashboard agent's port file (a fixed ~15 s in Ray
         2.60, fatal): that attempt is stopped and the node started again, with new ports."""

@@ -120,3 +120,14 @@ def test_every_ray_cluster_has_token_auth_and_the_flows_reach_it_through_its_job
     admitted = [rule for rule in policy["spec"]["ingress"] if rule.get("ports")]
     labels = pool["job_variables"]["labels"]
     assert any(p["podSelector"]["matchLabels"].items() <= labels.items() for rule in admitted for p in rule["from"])
+
+
+def test_the_image_holds_every_package_the_distribution_installs():
+    """infra/Dockerfile copies each package `pip install .` needs (compute/ was once missing)."""
+    import re
+    import tomllib
+
+    include = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    packages = {p.rstrip("*") for p in include}
+    copied = set(re.findall(r"^COPY (\w+) \1$", (ROOT / "infra" / "Dockerfile").read_text(), flags=re.M))
+    assert packages <= copied, f"not in the image: {sorted(packages - copied)}"
