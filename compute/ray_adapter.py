@@ -2,7 +2,8 @@
 
 Where Ray runs: `RAY_ADDRESS` joins that cluster (KubeRay, `ray start`); without it, a Ray
 already running on this machine (`ray start --head`) is joined; otherwise a private local
-Ray starts, sized explicitly and bound to 127.0.0.1.
+Ray starts, sized explicitly and bound to 127.0.0.1. A dashboard address (`http://...`) is
+not joined: dataset flows submit their runs there as Ray Jobs (compute/ray_jobs.py).
 
 How shards run: each shard is a unit of work sent to a worker (a Ray actor holding the
 product's setup when setup is expensive, else a stateless task). A worker process that dies

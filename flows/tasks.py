@@ -84,10 +84,10 @@ def generate_on_cluster(address: str, product: str, config: dict[str, Any], out:
     No retries: a re-run resumes from the shards the job finished."""
     from compute import ray_jobs
 
-    products.get(product).make_config(config)
+    typed = products.get(product).make_config(config).to_dict()  # plain JSON: nested rules as dicts
     logger = get_run_logger()
     fr = current_flow_run()
-    request = {"product": product, "config": config, "out": out, "seed": seed, "shard_size": shard_size,
+    request = {"product": product, "config": typed, "out": out, "seed": seed, "shard_size": shard_size,
                "workers": workers, "item_timeout": item_timeout, "overwrite": overwrite,
                "run_id": fr["id"] if fr else None, "flow_run": fr}
     logger.info("%s -> %s as a Ray job on %s (workers=%d)", product, out, address, workers)
