@@ -125,22 +125,32 @@ def cluster_run(tmp: Path, n: int) -> dict[str, Any]:
 
 def main() -> str:
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    data: dict[str, Any] = {"px": PX, "runs": {}, "cluster": None}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every step: a long run interrupted still leaves its figures
+        (RESULTS / "scale.json").write_text(json.dumps(data, indent=1, default=str))
+
     try:
-        runs = {n: run(str(tmp / f"collage-{n}.lance"), n, _env()) for n in SIZES}
-        for n in SIZES:  # the bytes on disk go as soon as they are measured
-            shutil.rmtree(tmp / f"collage-{n}.lance", ignore_errors=True)
-        cl = cluster_run(tmp, CLUSTER_N) if CLUSTER_N else None
         # the same planning at 1k and at 1M items: the difference is what items cost the driver
-        plan = {"small": _py(PLAN, ["1000"], _env()), "large": _py(PLAN, [str(PLAN_N)], _env())}
+        data["plan"] = {"small": _py(PLAN, ["1000"], _env()), "large": _py(PLAN, [str(PLAN_N)], _env())}
+        save()
+        for n in sorted(SIZES, key=lambda n: (n > CLUSTER_N, n)):  # the largest last
+            data["runs"][str(n)] = run(str(tmp / f"collage-{n}.lance"), n, _env())
+            shutil.rmtree(tmp / f"collage-{n}.lance", ignore_errors=True)  # the bytes go once measured
+            save()
+            if n == CLUSTER_N:
+                cl = cluster_run(tmp, CLUSTER_N)
+                local = data["runs"][str(n)]
+                cl["ratio_to_local"] = cl["wall_s"] / local["wall_s"]
+                cl["same_hash_as_local"] = cl["summary"]["content_hash"] == local["summary"]["content_hash"]
+                data["cluster"] = cl
+                shutil.rmtree(tmp / f"cluster-{n}.lance", ignore_errors=True)
+                save()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    local = runs.get(CLUSTER_N)
-    if cl is not None and local is not None:
-        cl["ratio_to_local"] = cl["wall_s"] / local["wall_s"]
-        cl["same_hash_as_local"] = cl["summary"]["content_hash"] == local["summary"]["content_hash"]
-    data = {"px": PX, "runs": {str(k): v for k, v in runs.items()}, "cluster": cl, "plan": plan}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "scale.json").write_text(json.dumps(data, indent=1, default=str))
+    data["runs"] = dict(sorted(data["runs"].items(), key=lambda kv: int(kv[0])))
+    save()
     return render(data)
 
 
