@@ -28,7 +28,7 @@ MAX_ROWS_PER_FILE = 4096
 # them (benchmarks/scale.py: per-row scan and take cost grow with the fragment count), so the
 # run compacts them into fragments of COMPACT_TARGET_ROWS rows, in a maintenance commit that
 # keeps the rows, their content hash and the lineage.
-COMPACT_ABOVE_FRAGMENTS = 64
+COMPACT_ABOVE_FRAGMENTS = 16
 COMPACT_TARGET_ROWS = 16384
 
 
