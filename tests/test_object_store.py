@@ -174,3 +174,30 @@ def test_a_run_killed_mid_way_on_s3_resumes_to_the_same_bytes_without_duplicates
     assert sorted(indices) == list(range(num))  # nothing lost, nothing twice
     left = s3.keys("unimontage-resume", "killed.lance/")
     assert not _leftovers(left), left
+
+
+def test_a_run_of_many_small_shards_is_compacted_and_keeps_its_lineage(ray_local, tmp_path):
+    """One fragment per shard reads slowly at scale (benchmarks/scale.py): past
+    COMPACT_ABOVE_FRAGMENTS the run merges them in a maintenance commit; the rows, their hash,
+    the lineage and the up-to-date check survive it."""
+    import cloudpickle
+    import lance
+
+    import tests.toy_product as toy
+    from compute import harness
+    from datagen.store import doctor, lance_io, lineage
+
+    cloudpickle.register_pickle_by_value(toy)  # the private Ray's workers need not import tests/
+    n = 2 * (lance_io.COMPACT_ABOVE_FRAGMENTS + 4)
+    spec = harness.prepare(toy.PRODUCT, toy.ToyConfig(num=n), out=str(tmp_path / "many.lance"), shard_size=2)
+    res = harness.execute(spec, workers=2, progress=False)
+    committed = lance.dataset(res.uri, version=res.lineage["content_version"])
+    assert len(committed.get_fragments()) > lance_io.COMPACT_ABOVE_FRAGMENTS
+    ds = lance.dataset(res.uri)
+    assert ds.version == res.version > committed.version and len(ds.get_fragments()) == 1
+    node = lineage.dataset_node(res.uri)
+    assert node["content_hash"] == res.content_hash and node["maintenance"]["content_version"] == committed.version
+    assert lineage.verify_dataset(res.uri)["ok"] and doctor.report(doctor.diagnose(res.uri))["status"] == "ok"
+    again = harness.execute(harness.prepare(toy.PRODUCT, toy.ToyConfig(num=n), out=res.uri, shard_size=2),
+                            workers=2, progress=False)
+    assert again.up_to_date and again.version == res.version
