@@ -104,7 +104,9 @@ def start_server(host: str, port: int, timeout_s: float = 180.0) -> subprocess.P
     if _healthy(api_url):
         return None
     prefect = str(Path(sys.executable).parent / "prefect")
-    proc = subprocess.Popen([prefect, "server", "start", "--host", host, "--port", str(port)],
+    # The UI in the browser calls the API where this server is, whatever port it got.
+    env = dict(os.environ, PREFECT_UI_API_URL=api_url, PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    proc = subprocess.Popen([prefect, "server", "start", "--host", host, "--port", str(port)], env=env,
                             start_new_session=True)
     deadline = time.monotonic() + timeout_s
     while not _healthy(api_url):
