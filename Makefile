@@ -34,8 +34,10 @@ bench: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all chaos
 
+# The Prefect server on 127.0.0.1:4200 and a served deployment of every dataset flow and of
+# training (flows/serve.py): pick one in the UI, press Run. Ctrl-C stops both.
 ui: $(STAMP)
-	$(BIN)/prefect server start --host 127.0.0.1 --port 4200
+	$(BIN)/python -m flows.serve --start-server --host 127.0.0.1 --port 4200
 
 clean:
 	rm -rf data .prefect

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 BENCHMARKS = ["collage", "video_motion", "conditions", "scorers", "datasets_throughput", "learn_edit", "training_perf",
-              "chaos"]
+              "scale", "chaos"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 

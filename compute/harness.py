@@ -373,8 +373,13 @@ def _commit(spec: RunSpec, done: dict[int, dict[str, Any]], ran: int, run_id: st
         "created_at": lineage.now(),
         "env": lineage.env_summary(),
     }
-    ds = lance_io.commit(out, schema.SAMPLE_SCHEMA, [f for r in results for f in r["fragments"]], node,
-                         read_version=read_versions[0])
+    committed = lance_io.commit(out, schema.SAMPLE_SCHEMA, [f for r in results for f in r["fragments"]], node,
+                                read_version=read_versions[0])
     lance_io.delete_dir(stage)
+    # One fragment per shard reads slowly at scale: a maintenance commit merges them (the
+    # lineage of the version it makes is the content version's, see lance_io.read_lineage).
+    ds = lance_io.compact_if_fragmented(out)
+    lance_io.compact_if_fragmented(rej_uri)
     return RunResult(out, ds.version, rows, rej_rows, rej_uri, rej_ds.version, node["content_hash"], len(spec.items),
-                     len(results) - ran, ran, False, node | {"version": ds.version})
+                     len(results) - ran, ran, False,
+                     node | {"version": ds.version, "content_version": committed.version})

@@ -2,7 +2,8 @@
 
 Where Ray runs: `RAY_ADDRESS` joins that cluster (KubeRay, `ray start`); without it, a Ray
 already running on this machine (`ray start --head`) is joined; otherwise a private local
-Ray starts, sized explicitly and bound to 127.0.0.1.
+Ray starts, sized explicitly and bound to 127.0.0.1. A dashboard address (`http://...`) is
+not joined: dataset flows submit their runs there as Ray Jobs (compute/ray_jobs.py).
 
 How shards run: each shard is a unit of work sent to a worker (a Ray actor holding the
 product's setup when setup is expensive, else a stateless task). A worker process that dies
@@ -53,6 +54,10 @@ def ensure_ray(workers: int = 1) -> None:
         return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = os.environ.get("RAY_ADDRESS") or _running_local_cluster()
+    if address and address.startswith(("http://", "https://")):
+        raise ValueError(f"RAY_ADDRESS={address} is a Ray dashboard: dataset flows submit their runs there as Ray "
+                         "Jobs; code that needs a Ray driver in this process needs the cluster's GCS address "
+                         "(host:6379) or runs as a Ray Job itself")
     if address:
         # A cluster has its own resources: passing num_cpus when joining is an error.
         ray.init(address=address, logging_level=logging.WARNING, log_to_driver=True)

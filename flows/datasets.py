@@ -12,16 +12,18 @@ fields, with their types, defaults and help: the deployment form in the UI shows
 from __future__ import annotations
 
 import inspect
+import os
 import types
 import typing
 from typing import Any
 
 from prefect import Flow, flow
 
+from compute.ray_jobs import jobs_address
 from datagen import products
 from datagen.params import REQUIRED, Param, check_bounds
 from datagen.product import Product
-from flows.tasks import audit_dataset, generate_dataset, log_lineage, plan_dataset, publish_card
+from flows.tasks import audit_dataset, generate_dataset, generate_on_cluster, log_lineage, plan_dataset, publish_card
 
 # The run options every dataset flow takes before its product's own parameters.
 RUN_OPTIONS: list[Param] = [
@@ -49,8 +51,13 @@ def run_dataset(product: Product, config: dict[str, Any], *, out: str, seed: int
     """The body of every dataset flow: plan -> generate -> audit -> card -> lineage."""
     for p in RUN_OPTIONS:
         check_bounds(p.name, locals()[p.name], {"min": p.min, "max": p.max})
-    spec = plan_dataset(product.name, config, out, seed, shard_size)
-    result = generate_dataset(spec, workers, progress, item_timeout=item_timeout, overwrite=overwrite)
+    address = jobs_address(os.environ.get("RAY_ADDRESS"))
+    if address:  # a remote cluster's dashboard: the run goes there as a Ray Job
+        result = generate_on_cluster(address, product.name, config, out, seed, shard_size, workers,
+                                     item_timeout=item_timeout, overwrite=overwrite)
+    else:
+        spec = plan_dataset(product.name, config, out, seed, shard_size)
+        result = generate_dataset(spec, workers, progress, item_timeout=item_timeout, overwrite=overwrite)
     extra: dict[str, Any] = {}
     if product.check is not None:
         extra["audit"] = audit_dataset(product.name, result.uri, result.version)

@@ -75,6 +75,29 @@ def generate_dataset(spec: harness.RunSpec, workers: int, progress: bool = True,
     return result
 
 
+@task(name="generate-dataset-on-cluster", cache_policy=NO_CACHE)
+def generate_on_cluster(address: str, product: str, config: dict[str, Any], out: str, seed: int,
+                        shard_size: int | None, workers: int, item_timeout: float = 600.0,
+                        overwrite: bool = False) -> harness.RunResult:
+    """The run as a Ray Job on the cluster at `address` (its dashboard): plan, shards and commit
+    happen there, next to the inputs; bad configuration still fails here, before submitting.
+    No retries: a re-run resumes from the shards the job finished."""
+    from compute import ray_jobs
+
+    typed = products.get(product).make_config(config).to_dict()  # plain JSON: nested rules as dicts
+    logger = get_run_logger()
+    fr = current_flow_run()
+    request = {"product": product, "config": typed, "out": out, "seed": seed, "shard_size": shard_size,
+               "workers": workers, "item_timeout": item_timeout, "overwrite": overwrite,
+               "run_id": fr["id"] if fr else None, "flow_run": fr}
+    logger.info("%s -> %s as a Ray job on %s (workers=%d)", product, out, address, workers)
+    out_json = ray_jobs.submit_run(address, request, on_log=lambda line: logger.info("[ray job] %s", line))
+    result = ray_jobs.result_from_job(out_json)
+    logger.info("Ray job %s committed %s@%d: %d samples, %d rejects, content %s", out_json["ray_job"], result.uri,
+                result.version, result.rows, result.rejects, result.content_hash[:16])
+    return result
+
+
 @task(name="audit-dataset", cache_policy=NO_CACHE)
 def audit_dataset(product: str, uri: str, version: int, per_task: int = 3) -> dict[str, Any]:
     """Re-decode stored rows and re-run the product's independent checker: proves the bytes on disk."""

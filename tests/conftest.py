@@ -43,3 +43,47 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------- scale-out
+# One S3-compatible server, one two-node Ray cluster and the Prefect server's URL, shared by
+# the cluster, object-storage and deployment tests (tests/test_cluster*.py, ...).
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory):
+    """`moto_server` on 127.0.0.1 with dummy (but recognisable) credentials."""
+    from tests.object_store import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_server):
+    """`ray start --head` + a second node joined with `ray start --address` (token auth on both;
+    the second node with restricted CPU features), torn down by process id."""
+    import shutil
+    import tempfile
+
+    from tests.local_cluster import RESTRICTED_CPU_ENV, LocalCluster
+
+    # A short private temp dir: Ray's socket paths live under it, and its address file must not
+    # be the default one other processes on the machine would join.
+    base = tempfile.mkdtemp(prefix="ray-unimontage-test-", dir="/tmp")
+    cluster = LocalCluster(base, env=s3_server.env(), worker_env=RESTRICTED_CPU_ENV)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_api_url(prefect_harness):
+    """The test harness's Prefect server, for subprocess drivers (no ephemeral server each)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()

@@ -24,6 +24,12 @@ from lance.fragment import FragmentMetadata, write_fragments
 LINEAGE_KEY = "unimontage.lineage"
 # Rows per Lance file: small enough that a shard's worker never buffers much.
 MAX_ROWS_PER_FILE = 4096
+# A run commits one small fragment per shard. Past this many fragments every read pays for
+# them (benchmarks/scale.py: per-row scan and take cost grow with the fragment count), so the
+# run compacts them into fragments of COMPACT_TARGET_ROWS rows, in a maintenance commit that
+# keeps the rows, their content hash and the lineage.
+COMPACT_ABOVE_FRAGMENTS = 16
+COMPACT_TARGET_ROWS = 16384
 
 
 # --------------------------------------------------------------------------- URIs
@@ -192,6 +198,16 @@ def commit(uri: str, schema: pa.Schema, fragments: Iterable[str], lineage: dict[
                               f"{read_version}); nothing was committed - re-run to build on its version") from exc
     if lineage is not None:
         write_text(sidecar_uri(uri, ds.version), json.dumps(lineage, sort_keys=True))
+    return ds
+
+
+def compact_if_fragmented(uri: str) -> lance.LanceDataset:
+    """Merge a version's many small fragments (a new version, same rows); else the version as is."""
+    ds = lance.dataset(normalise_uri(uri))
+    if len(ds.get_fragments()) > COMPACT_ABOVE_FRAGMENTS:
+        # batch_size bounds memory: rows hold encoded images of up to a few MB each
+        ds.optimize.compact_files(target_rows_per_fragment=COMPACT_TARGET_ROWS, batch_size=64)
+        ds = lance.dataset(normalise_uri(uri))
     return ds
 
 
