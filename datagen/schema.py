@@ -12,6 +12,7 @@ them once, `from_row` decodes a stored row back, so checkers and tests see pixel
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -158,6 +159,56 @@ class Reject:
     reject_id: str = ""
 
 
+# --------------------------------------------------------------------------- stored floats
+# Every float a dataset stores has a stated precision, so the SIMD level of the machine that
+# made it (FMA, vector width, library kernels) cannot change a byte of the row:
+# - scores, meta floats and sample weights: 6 significant digits (relative rounding error
+#   <= 5e-7), and magnitudes below 1e-9 are stored as 0.0 (so last-bit noise around zero -
+#   a cancellation that gives +-1e-17 on one CPU and 0 on another - cannot flip a sign);
+# - region boxes: normalised coordinates rounded to 6 decimals (1e-6 of the image side,
+#   far below a pixel), then stored as float32.
+# Producers quantize where a value is computed, before any threshold is applied to it, so a
+# borderline keep/reject decision is made on the value that is stored; `to_row` quantizes
+# again (idempotent: quantize(quantize(x)) == quantize(x)) so nothing unquantized is stored.
+# Residual risk: a value whose exact result lies within float noise (~1e-16 relative) of a
+# rounding boundary can still round differently; see docs/reproducibility.md.
+SIGNIFICANT_DIGITS = 6
+ZERO_BELOW = 1e-9
+BOX_DECIMALS = 6
+
+
+def quantize(x: float) -> float:
+    """`x` at the stored precision: 6 significant digits, |x| < 1e-9 -> 0.0. Idempotent."""
+    x = float(x)
+    if not math.isfinite(x):
+        return x  # validate() rejects these; keep them visible rather than disguised
+    if abs(x) < ZERO_BELOW:
+        return 0.0
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def quantize_box(box) -> tuple[float, float, float, float]:
+    """A normalised (x0, y0, x1, y1) box at the stored precision (6 decimals)."""
+    return tuple(round(float(v), BOX_DECIMALS) + 0.0 for v in box)  # type: ignore[return-value]
+
+
+def quantize_tree(obj: Any) -> Any:
+    """Every float inside a JSON-like value (meta) quantized; ints, bools, strings untouched."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, (float, np.floating)):
+        return quantize(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return quantize_tree(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: quantize_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [quantize_tree(v) for v in obj]
+    return obj
+
+
 # --------------------------------------------------------------------------- ids
 def make_id(*parts: Any) -> str:
     """Deterministic uuid5 of the parts: re-running a config never mints new ids."""
@@ -253,7 +304,7 @@ def _image_row(pic: Picture) -> dict[str, Any]:
 
 def _region_row(r: Region) -> dict[str, Any]:
     mask = None if r.mask is None else images.encode_png(r.mask.astype(np.uint8) * 255)
-    return {"name": r.name, "side": r.side, "image": r.image, "box": list(r.resolved_box()), "mask": mask}
+    return {"name": r.name, "side": r.side, "image": r.image, "box": list(quantize_box(r.resolved_box())), "mask": mask}
 
 
 def to_row(sample: Sample) -> dict[str, Any]:
@@ -265,10 +316,10 @@ def to_row(sample: Sample) -> dict[str, Any]:
         "inputs": [_image_row(p) for p in sample.inputs],
         "outputs": [_image_row(p) for p in sample.outputs],
         "regions": [_region_row(r) for r in sample.regions],
-        "scores": sorted((k, float(v)) for k, v in sample.scores.items()),
+        "scores": sorted((k, quantize(v)) for k, v in sample.scores.items()),
         "scorer": sample.scorer,
-        "weight": float(sample.weight),
-        "meta": _json(sample.meta),
+        "weight": quantize(sample.weight),
+        "meta": _json(quantize_tree(sample.meta)),
         "source_ids": list(sample.source_ids),
         "seed": int(sample.seed),
         "generator": sample.generator,
@@ -285,7 +336,7 @@ def reject_row(rej: Reject) -> dict[str, Any]:
         "source": rej.source,
         "reason": rej.reason,
         "detail": rej.detail[:2000],
-        "meta": _json(rej.meta),
+        "meta": _json(quantize_tree(rej.meta)),
         "seed": int(rej.seed),
         "generator": rej.generator,
         "run_id": rej.run_id,
