@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.portable import portable_cv
 from datagen.video.decode import read_frames, sample_times
 from datagen.video.motion import estimate_motion, to_work, work_size
 from datagen.video.probe import Limits, VideoInfo, probe
@@ -28,6 +29,11 @@ class ShotFrames:
 def frames_with_shots(path: str | Path, fps: float = 2.0, max_side: int | None = 768,
                       limits: Limits = Limits(), cut: CutRule = CutRule()) -> ShotFrames:
     """Decode frames at `fps` and number the shots; raises VideoRejected for unusable files."""
+    with portable_cv():  # the cut test decides on OpenCV float maths: baseline kernels
+        return _frames_with_shots(path, fps, max_side, limits, cut)
+
+
+def _frames_with_shots(path, fps, max_side, limits, cut) -> ShotFrames:
     info = probe(path, limits)
     long_side = max(info.width, info.height)
     s = min(1.0, (max_side or long_side) / long_side)
