@@ -149,7 +149,7 @@ def capabilities(with_torch: bool = True) -> dict:
 
     out = {
         "opencv": {"dispatched": dispatched, "ipp": bool(cv2.ipp.useIPP()), "ipp_version": cv2.ipp.getIppVersion()},
-        "numpy": {k: bool(v) for k, v in umath.__cpu_features__.items() if k.startswith("X86_V") or k.startswith("AVX512_")},
+        "numpy": {k: bool(v) for k, v in umath.__cpu_features__.items() if k.startswith(("X86_V", "AVX512_"))},
         "openblas": _openblas_cores(np),
         "ffmpeg": av_cpu_flags(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),

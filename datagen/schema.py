@@ -42,7 +42,7 @@ REGION_TYPE = pa.struct(
         pa.field("name", pa.string()),  # what the instruction calls it: "added", "removed", "subject:0", ...
         pa.field("side", pa.string()),  # "input" | "output"
         pa.field("image", pa.int32()),  # index into inputs or outputs
-        pa.field("box", pa.list_(pa.float32(), 4)),  # x0, y0, x1, y1, normalised to [0, 1]
+        pa.field("box", pa.list_(pa.float32(), 4)),  # x0, y0, x1, y1, normalised to [0, 1]; 6 decimals
         pa.field("mask", pa.large_binary()),  # 1-channel PNG (0/255) at the image's size; may be null
     ]
 )
@@ -56,10 +56,10 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("inputs", pa.list_(IMAGE_TYPE)),
         pa.field("outputs", pa.list_(IMAGE_TYPE)),
         pa.field("regions", pa.list_(REGION_TYPE)),
-        pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("scores", pa.map_(pa.string(), pa.float64())),  # 6 significant digits (quantize)
         pa.field("scorer", pa.string()),
-        pa.field("weight", pa.float32()),  # sampling weight the trainer honours (1.0 = neutral)
-        pa.field("meta", pa.string()),  # JSON object of task parameters
+        pa.field("weight", pa.float32()),  # sampling weight the trainer honours (1.0 = neutral); 6 sig. digits
+        pa.field("meta", pa.string()),  # JSON object of task parameters; floats at 6 significant digits
         pa.field("source_ids", pa.list_(pa.string())),
         pa.field("seed", pa.int64()),
         pa.field("generator", pa.string()),  # "module@version"

@@ -123,8 +123,8 @@ def object_shapes(mi, kind: str, rng: np.random.Generator) -> tuple[dict, float]
         height = 1.15
         shapes["body"] = {"type": "sphere", "center": [0, 0, 0.45], "radius": 0.45, "bsdf": _textured(mi, rng)}
         _tube(mi, shapes, "hat", 0.8, 1.15, 0.25, _textured(mi, rng), cap=True)
-        _box(mi, shapes, "box", T().translate([0.55, -0.3, 0.2]).rotate([0, 0, 1], float(rng.uniform(0, 90))).scale(0.2),
-             _textured(mi, rng))
+        turn = float(rng.uniform(0, 90))
+        _box(mi, shapes, "box", T().translate([0.55, -0.3, 0.2]).rotate([0, 0, 1], turn).scale(0.2), _textured(mi, rng))
     else:
         raise ValueError(f"unknown demo object {kind!r} (have {OBJECTS})")
     shapes["ground"] = {"type": "rectangle", "to_world": T().scale([3.0, 3.0, 1.0]), "bsdf": _textured(mi, rng)}

@@ -32,7 +32,8 @@ def colour_similarity(a: np.ndarray, b: np.ndarray, bins: int = 16) -> float:
         ha, la = _colour_hists(a, bins)
         hb, lb = _colour_hists(b, bins)
     # At the stored precision: storyboards keep or drop a panel by comparing it to a threshold.
-    return quantize(0.5 * np.minimum(ha, hb).astype(np.float64).sum() + 0.5 * np.minimum(la, lb).astype(np.float64).sum())
+    chroma, light = np.minimum(ha, hb).astype(np.float64).sum(), np.minimum(la, lb).astype(np.float64).sum()
+    return quantize(0.5 * chroma + 0.5 * light)
 
 
 def _colour_hists(img: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
