@@ -220,17 +220,21 @@ def warp_affine(
         raise ValueError(f"warp_affine wants uint8 pixels, got {img.dtype}")
     back = np.asarray(m, np.float64) if inverse else invert_affine(m)
     w, h = size
-    xs = np.arange(w, dtype=np.float64)[None, :]
+    xs = np.arange(w, dtype=np.float64)
     ys = np.arange(h, dtype=np.float64)[:, None]
-    (a, b, c), (d, e, f) = back.tolist()
-    # Elementwise products and sums in a fixed order: IEEE-exact on every CPU.
-    fx = np.rint((xs * a + ys * b + c) * INTER_TAB_SIZE)
-    fy = np.rint((xs * d + ys * e + f) * INTER_TAB_SIZE)
+    # Source position x a * x + (b * y + c), in 1/32 pixels (scaling by 32 is exact). Elementwise
+    # IEEE operations in a fixed order, no fused multiply-add: the same bits on every CPU.
+    (a, b, c), (d, e, f) = (np.asarray(row) * INTER_TAB_SIZE for row in back)
     lim = 32767 * INTER_TAB_SIZE  # int16 map range; beyond it every pixel is border anyway
-    ix = np.clip(fx, -lim, lim).astype(np.int32)
-    iy = np.clip(fy, -lim, lim).astype(np.int32)
-    map1 = np.dstack([ix >> 5, iy >> 5]).astype(np.int16)
-    map2 = ((iy & (INTER_TAB_SIZE - 1)) * INTER_TAB_SIZE + (ix & (INTER_TAB_SIZE - 1))).astype(np.uint16)
+    map1 = np.empty((h, w, 2), np.int16)
+    fixed = []
+    for k, (p, q, r) in enumerate(((a, b, c), (d, e, f))):
+        t = np.add(xs * p, ys * q + r)
+        np.clip(np.rint(t, out=t), -lim, lim, out=t)
+        i = t.astype(np.int32)
+        map1[:, :, k] = i >> 5
+        fixed.append(i & (INTER_TAB_SIZE - 1))
+    map2 = (fixed[1] * INTER_TAB_SIZE + fixed[0]).astype(np.uint16)
     if isinstance(value, (int, float)):
         value = (value,) * 4
     # Even with fixed-point maps, remap's bicubic AVX2 kernel rounds unlike the baseline one.
