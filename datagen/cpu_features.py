@@ -17,11 +17,13 @@ processes (which inherit the environment of the node that starts them):
 | libjpeg-turbo (OpenCV, Pillow) | `JSIMD_FORCENONE` | `1` (plain C) |
 | glibc libm / string ifuncs | `GLIBC_TUNABLES=glibc.cpu.hwcaps=...` | no AVX, AVX2, FMA, AVX-512 |
 | FFmpeg (PyAV's and OpenCV's libavutil) | `UNIMONTAGE_AV_CPU_FLAGS` (ours) | `0` (plain C) |
+| libx264 (its own CPU detection) | `UNIMONTAGE_X264_ASM` (ours) | `0` (plain C) |
 
 FFmpeg has no environment switch of its own, so `apply_av_cpu_flags()` - called when a
 module that decodes or encodes video is imported, before any codec or scaler is opened -
 reads ours and calls `av_force_cpu_flags` in every libavutil the process has loaded.
-Without the variable it does nothing.
+Without the variable it does nothing. libx264 detects the CPU itself, ignoring FFmpeg's flags:
+`x264_test_params()` turns ours into its `asm=` parameter for the encoders we run.
 
 Not restrictable from outside: Embree inside Mitsuba picks its kernels by CPUID, so the
 multiview demo renderer avoids Embree's triangle kernels (see `multiview/synthetic.py`).
@@ -35,6 +37,7 @@ import os
 from pathlib import Path
 
 AV_FLAGS_ENV = "UNIMONTAGE_AV_CPU_FLAGS"
+X264_ASM_ENV = "UNIMONTAGE_X264_ASM"
 
 # OpenCV's own feature names (`cv2.getCPUFeaturesLine()`; "SSE4_1" is not one, it is ignored
 # with a warning) -> the /proc/cpuinfo flag that says the CPU has it. OpenCV cannot disable
@@ -66,6 +69,7 @@ def restricted_env(base: dict[str, str] | None = None) -> dict[str, str]:
         "JSIMD_FORCENONE": "1",
         "GLIBC_TUNABLES": "glibc.cpu.hwcaps=" + ",".join("-" + f for f in GLIBC_HWCAPS_OFF),
         AV_FLAGS_ENV: "0",
+        X264_ASM_ENV: "0",
     })  # fmt: skip
     return env
 
@@ -124,6 +128,12 @@ def apply_av_cpu_flags() -> int | None:
     return flags
 
 
+def x264_test_params() -> list[str]:
+    """Extra x264 parameters from `UNIMONTAGE_X264_ASM` (e.g. ["asm=0"]); [] when unset."""
+    value = os.environ.get(X264_ASM_ENV)
+    return [] if value is None else [f"asm={value}"]
+
+
 def av_cpu_flags() -> dict[str, int]:
     """`av_get_cpu_flags()` of every libavutil found, by file name."""
     out = {}
@@ -154,6 +164,7 @@ def capabilities(with_torch: bool = True) -> dict:
         "ffmpeg": av_cpu_flags(),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
         "jsimd_forcenone": os.environ.get("JSIMD_FORCENONE", ""),
+        "x264_params": x264_test_params(),
     }
     if with_torch:
         import torch

@@ -49,7 +49,7 @@ def test_the_restriction_took_effect(runs):
     assert caps["openblas"] and set(caps["openblas"]) == {"Nehalem"}, caps["openblas"]
     assert caps["ffmpeg"] and set(caps["ffmpeg"].values()) == {0}, caps["ffmpeg"]
     assert caps["torch"] == "DEFAULT"
-    assert "-AVX2" in caps["glibc_tunables"] and caps["jsimd_forcenone"] == "1"
+    assert "-AVX2" in caps["glibc_tunables"] and caps["jsimd_forcenone"] == "1" and caps["x264_params"] == ["asm=0"]
     fast = reports["fast"]["capabilities"]
     if cpu_features._cpu_has("avx2"):  # on this machine the unrestricted run really used more
         assert "AVX2" in fast["opencv"]["dispatched"] and fast["numpy"]["X86_V3"] and fast["torch"] == "AVX2"

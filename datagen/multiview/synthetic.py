@@ -182,7 +182,9 @@ def render_view(mi, scene, pose: CameraPose, width: int, height: int, fov_x_deg:
             "fov": fov_x_deg,
             "fov_axis": "x",
             "to_world": _to_world(mi, pose),
-            "film": {"type": "hdrfilm", "width": width, "height": height, "rfilter": {"type": "gaussian"}},
+            # A box filter keeps every sample in its own pixel: with a wider filter, image blocks
+            # rendered on different threads overlap and add up in whatever order they finish.
+            "film": {"type": "hdrfilm", "width": width, "height": height, "rfilter": {"type": "box"}},
             "sampler": {"type": "independent", "sample_count": spp},
         }
     )

@@ -137,12 +137,17 @@ def write_video(
         if gop:
             stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # x264 picks algorithms by CPU (its AVX2 kernels round unlike SSE2/C) and threads by
+            # core count unless told otherwise; both change the bitstream.
+            params = ":".join(["cpu-independent=1", "threads=1", *cpu_features.x264_test_params()])
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": params}
         elif bit_rate:
             stream.bit_rate = bit_rate
         if codec == "mpeg4":
-            # FFmpeg picks its forward DCT by CPU (SSE2 AP922 vs C) unless told otherwise.
+            # FFmpeg picks its forward DCT by CPU (SSE2 AP922 vs C) unless told otherwise, and
+            # slice threads (one per core by default) change the bitstream.
             stream.options = {**stream.options, **MPEG4_EXACT}
+            stream.codec_context.thread_count = 1
         if times is not None:
             stream.time_base = Fraction(1, 1000)
             stream.codec_context.time_base = Fraction(1, 1000)
