@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-BENCHMARKS = ["collage", "video_motion", "conditions", "scorers", "datasets_throughput", "learn_edit", "training_perf",
-              "scale", "chaos"]
+BENCHMARKS = ["collage", "video_motion", "conditions", "scorers", "datasets_throughput", "exact_paths", "same_bytes",
+              "learn_edit", "training_perf", "scale", "chaos"]
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile
 
+from datagen.portable import portable_cv
 from datagen.rejection import Rejected
 
 # A decompression bomb is a small file that decodes to a huge raster. We read the header
@@ -188,3 +189,96 @@ def to_rgb(pixels: np.ndarray) -> np.ndarray:
     if pixels.ndim == 2:
         return np.repeat(pixels[:, :, None], 3, axis=2)
     return pixels[:, :, :3]
+
+
+# --------------------------------------------------------------------------- exact resampling
+# OpenCV 5's warpAffine computes source coordinates and weights in float32 SIMD (FMA on some
+# CPUs, not on others), so its pixels depend on the CPU. These helpers give the same bytes
+# everywhere: coordinates come from exact float64 NumPy elementwise operations (no BLAS, no
+# fused multiply-add), are rounded to OpenCV's 1/32-pixel fixed-point grid, and `cv2.remap`
+# interpolates uint8 pixels with integer weights on its baseline kernels. `upsample_cubic`
+# does the same for the smooth float noise the procedural textures are made of.
+INTER_TAB_SIZE = 32  # OpenCV's sub-pixel grid for fixed-point remap (INTER_BITS = 5)
+_INTERPOLATION = {"linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
+
+
+def invert_affine(m) -> np.ndarray:
+    """The inverse of a 2x3 affine, in exact scalar float64 arithmetic."""
+    (a, b, c), (d, e, f) = (tuple(float(v) for v in row) for row in np.asarray(m, np.float64))
+    det = a * e - b * d
+    if det == 0.0:
+        raise ValueError("affine map is singular")
+    ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+    return np.array([[ia, ib, -(ia * c + ib * f)], [id_, ie, -(id_ * c + ie * f)]])
+
+
+def warp_affine(
+    img: np.ndarray,
+    m,
+    size: tuple[int, int],
+    *,
+    inverse: bool = False,
+    interpolation: str = "linear",
+    border: int = cv2.BORDER_CONSTANT,
+    value=0,
+) -> np.ndarray:
+    """`cv2.warpAffine` with bit-exact results on every CPU (uint8 images, <= 4 channels).
+
+    `m` maps source pixel coordinates to destination ones (OpenCV's convention), or the
+    other way round with `inverse=True` (= cv2.WARP_INVERSE_MAP). `size` is (width, height).
+    """
+    if img.dtype != np.uint8:
+        raise ValueError(f"warp_affine wants uint8 pixels, got {img.dtype}")
+    back = np.asarray(m, np.float64) if inverse else invert_affine(m)
+    w, h = size
+    xs = np.arange(w, dtype=np.float64)
+    ys = np.arange(h, dtype=np.float64)[:, None]
+    # Source position x a * x + (b * y + c), in 1/32 pixels (scaling by 32 is exact). Elementwise
+    # IEEE operations in a fixed order, no fused multiply-add: the same bits on every CPU.
+    (a, b, c), (d, e, f) = (np.asarray(row) * INTER_TAB_SIZE for row in back)
+    lim = 32767 * INTER_TAB_SIZE  # int16 map range; beyond it every pixel is border anyway
+    map1 = np.empty((h, w, 2), np.int16)
+    fixed = []
+    for k, (p, q, r) in enumerate(((a, b, c), (d, e, f))):
+        t = np.add(xs * p, ys * q + r)
+        np.clip(np.rint(t, out=t), -lim, lim, out=t)
+        i = t.astype(np.int32)
+        map1[:, :, k] = i >> 5
+        fixed.append(i & (INTER_TAB_SIZE - 1))
+    map2 = (fixed[1] * INTER_TAB_SIZE + fixed[0]).astype(np.uint16)
+    if isinstance(value, (int, float)):
+        value = (value,) * 4
+    # Even with fixed-point maps, remap's bicubic AVX2 kernel rounds unlike the baseline one.
+    with portable_cv():
+        return cv2.remap(img, map1, map2, _INTERPOLATION[interpolation], borderMode=border, borderValue=value)
+
+
+def upsample_cubic(grid: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bicubic resize (Keys, a = -0.75, edges replicated, as cv2.INTER_CUBIC) of a float
+    HxW[xC] array to `size` = (width, height), in float64 with a fixed order of operations."""
+    g = np.asarray(grid, np.float64)
+    w, h = size
+    g = _cubic_axis(g, h, axis=0)
+    return _cubic_axis(g, w, axis=1)
+
+
+def _cubic_axis(g: np.ndarray, n_out: int, axis: int) -> np.ndarray:
+    n_in = g.shape[axis]
+    x = (np.arange(n_out, dtype=np.float64) + 0.5) * (n_in / n_out) - 0.5
+    i0 = np.floor(x)
+    t = x - i0
+    A = -0.75
+    u = 1.0 - t
+    weights = (
+        ((A * (t + 1.0) - 5.0 * A) * (t + 1.0) + 8.0 * A) * (t + 1.0) - 4.0 * A,
+        ((A + 2.0) * t - (A + 3.0)) * t * t + 1.0,
+        ((A + 2.0) * u - (A + 3.0)) * u * u + 1.0,
+        ((A * (u + 1.0) - 5.0 * A) * (u + 1.0) + 8.0 * A) * (u + 1.0) - 4.0 * A,
+    )
+    shape = [1] * g.ndim
+    shape[axis] = n_out
+    out = np.zeros(g.shape[:axis] + (n_out,) + g.shape[axis + 1 :])
+    for k, wk in enumerate(weights):
+        idx = np.clip(i0.astype(np.int64) + (k - 1), 0, n_in - 1)
+        out = out + wk.reshape(shape) * np.take(g, idx, axis=axis)
+    return out

@@ -14,6 +14,7 @@ them once, `from_row` decodes a stored row back, so checkers and tests see pixel
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ REGION_TYPE = pa.struct(
         pa.field("name", pa.string()),  # what the instruction calls it: "added", "removed", "subject:0", ...
         pa.field("side", pa.string()),  # "input" | "output"
         pa.field("image", pa.int32()),  # index into inputs or outputs
-        pa.field("box", pa.list_(pa.float32(), 4)),  # x0, y0, x1, y1, normalised to [0, 1]
+        pa.field("box", pa.list_(pa.float32(), 4)),  # x0, y0, x1, y1, normalised to [0, 1]; 6 decimals
         pa.field("mask", pa.large_binary()),  # 1-channel PNG (0/255) at the image's size; may be null
     ]
 )
@@ -57,10 +58,10 @@ SAMPLE_SCHEMA = pa.schema(
         pa.field("inputs", pa.list_(IMAGE_TYPE)),
         pa.field("outputs", pa.list_(IMAGE_TYPE)),
         pa.field("regions", pa.list_(REGION_TYPE)),
-        pa.field("scores", pa.map_(pa.string(), pa.float64())),
+        pa.field("scores", pa.map_(pa.string(), pa.float64())),  # 6 significant digits (quantize)
         pa.field("scorer", pa.string()),
-        pa.field("weight", pa.float32()),  # sampling weight the trainer honours (1.0 = neutral)
-        pa.field("meta", pa.string()),  # JSON object of task parameters
+        pa.field("weight", pa.float32()),  # sampling weight the trainer honours (1.0 = neutral); 6 sig. digits
+        pa.field("meta", pa.string()),  # JSON object of task parameters; floats at 6 significant digits
         pa.field("source_ids", pa.list_(pa.string())),
         pa.field("seed", pa.int64()),
         pa.field("generator", pa.string()),  # "module@version"
@@ -160,6 +161,56 @@ class Reject:
     reject_id: str = ""
 
 
+# --------------------------------------------------------------------------- stored floats
+# Every float a dataset stores has a stated precision, so the SIMD level of the machine that
+# made it (FMA, vector width, library kernels) cannot change a byte of the row:
+# - scores, meta floats and sample weights: 6 significant digits (relative rounding error
+#   <= 5e-7), and magnitudes below 1e-9 are stored as 0.0 (so last-bit noise around zero -
+#   a cancellation that gives +-1e-17 on one CPU and 0 on another - cannot flip a sign);
+# - region boxes: normalised coordinates rounded to 6 decimals (1e-6 of the image side,
+#   far below a pixel), then stored as float32.
+# Producers quantize where a value is computed, before any threshold is applied to it, so a
+# borderline keep/reject decision is made on the value that is stored; `to_row` quantizes
+# again (idempotent: quantize(quantize(x)) == quantize(x)) so nothing unquantized is stored.
+# Residual risk: a value whose exact result lies within float noise (~1e-16 relative) of a
+# rounding boundary can still round differently; see docs/reproducibility.md.
+SIGNIFICANT_DIGITS = 6
+ZERO_BELOW = 1e-9
+BOX_DECIMALS = 6
+
+
+def quantize(x: float) -> float:
+    """`x` at the stored precision: 6 significant digits, |x| < 1e-9 -> 0.0. Idempotent."""
+    x = float(x)
+    if not math.isfinite(x):
+        return x  # validate() rejects these; keep them visible rather than disguised
+    if abs(x) < ZERO_BELOW:
+        return 0.0
+    return float(f"{x:.{SIGNIFICANT_DIGITS}g}")
+
+
+def quantize_box(box) -> tuple[float, float, float, float]:
+    """A normalised (x0, y0, x1, y1) box at the stored precision (6 decimals)."""
+    return tuple(round(float(v), BOX_DECIMALS) + 0.0 for v in box)  # type: ignore[return-value]
+
+
+def quantize_tree(obj: Any) -> Any:
+    """Every float inside a JSON-like value (meta) quantized; ints, bools, strings untouched."""
+    if isinstance(obj, bool) or obj is None or isinstance(obj, (int, str)):
+        return obj
+    if isinstance(obj, (float, np.floating)):
+        return quantize(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return quantize_tree(obj.tolist())
+    if isinstance(obj, dict):
+        return {k: quantize_tree(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [quantize_tree(v) for v in obj]
+    return obj
+
+
 # --------------------------------------------------------------------------- ids
 def make_id(*parts: Any) -> str:
     """Deterministic uuid5 of the parts: re-running a config never mints new ids."""
@@ -255,7 +306,7 @@ def _image_row(pic: Picture) -> dict[str, Any]:
 
 def _region_row(r: Region) -> dict[str, Any]:
     mask = None if r.mask is None else images.encode_png(r.mask.astype(np.uint8) * 255)
-    return {"name": r.name, "side": r.side, "image": r.image, "box": list(r.resolved_box()), "mask": mask}
+    return {"name": r.name, "side": r.side, "image": r.image, "box": list(quantize_box(r.resolved_box())), "mask": mask}
 
 
 def to_row(sample: Sample) -> dict[str, Any]:
@@ -267,10 +318,10 @@ def to_row(sample: Sample) -> dict[str, Any]:
         "inputs": [_image_row(p) for p in sample.inputs],
         "outputs": [_image_row(p) for p in sample.outputs],
         "regions": [_region_row(r) for r in sample.regions],
-        "scores": sorted((k, float(v)) for k, v in sample.scores.items()),
+        "scores": sorted((k, quantize(v)) for k, v in sample.scores.items()),
         "scorer": sample.scorer,
-        "weight": float(sample.weight),
-        "meta": _json(sample.meta),
+        "weight": quantize(sample.weight),
+        "meta": _json(quantize_tree(sample.meta)),
         "source_ids": list(sample.source_ids),
         "seed": int(sample.seed),
         "generator": sample.generator,
@@ -287,7 +338,7 @@ def reject_row(rej: Reject) -> dict[str, Any]:
         "source": rej.source,
         "reason": rej.reason,
         "detail": rej.detail[:2000],
-        "meta": _json(rej.meta),
+        "meta": _json(quantize_tree(rej.meta)),
         "seed": int(rej.seed),
         "generator": rej.generator,
         "run_id": rej.run_id,

@@ -36,8 +36,9 @@ def test_shift_ladder_is_read_in_original_pixels(tmp_path, codec, res):
     assert_track(vm, truth, f"{codec} {res}")
     w, h = V.SIZES[res]
     assert (vm.width, vm.height) == (w, h)
-    # The normalised score is the same motion over the diagonal, so it is resolution-free.
-    np.testing.assert_allclose(vm.norms, np.array(vm.magnitudes) / np.hypot(w, h), rtol=1e-9)
+    # The normalised score is the same motion over the diagonal, so it is resolution-free
+    # (both stored at 6 significant digits: schema.quantize).
+    np.testing.assert_allclose(vm.norms, np.array(vm.magnitudes) / np.hypot(w, h), rtol=1e-5)
     assert vm.mean == pytest.approx(np.mean(vm.magnitudes))
     assert [round(b - a, 2) for a, b in vm.times] == [0.5] * len(truth)
 

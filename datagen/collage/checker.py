@@ -38,6 +38,7 @@ from datagen.collage.checker_pixels import (
     regions,
     says,
 )
+from datagen.portable import portable_cv
 from datagen.schema import InvalidSample, Sample, validate
 
 POINT = re.compile(r"\((-?\d+\.\d+), (-?\d+\.\d+)\) by \(([+-]\d+\.\d+), ([+-]\d+\.\d+)\)")
@@ -235,7 +236,8 @@ def check(sample: Sample) -> str | None:
         for k in range(1, len(sample.inputs) + 1):
             if f"<image {k}>" not in sample.instruction:
                 raise Fail(f"input_not_referenced: <image {k}>")
-        fn(sample)
+        with portable_cv():  # keep/reject must not depend on the CPU's SIMD level
+            fn(sample)
     except InvalidSample as exc:
         return f"invalid: {exc}"
     except Fail as exc:

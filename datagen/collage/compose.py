@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.images import warp_affine
 from datagen.schema import mask_box_px
 
 # Resampling leaves a haze of tiny alphas around an object. Zeroing them keeps masks
@@ -76,7 +77,7 @@ def warp(premul: np.ndarray, angle: float, scale: float) -> tuple[np.ndarray, np
     half = 0.5 * scale * np.hypot(w, h) + 2
     out_w = out_h = int(np.ceil(2 * half))
     m[:, 2] += (out_w - 1) / 2.0 - cx, (out_h - 1) / 2.0 - cy
-    moved = cv2.warpAffine(premul, m, (out_w, out_h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0, 0))
+    moved = warp_affine(premul, m, (out_w, out_h))  # bit-exact on every CPU, unlike cv2.warpAffine
     patch, ox, oy = clean(moved)
     m[:, 2] -= ox, oy
     return patch, m

@@ -16,6 +16,8 @@ import numpy as np
 
 from datagen.collage import palette, stickers
 from datagen.collage.pack import Asset, AssetPack
+from datagen.images import upsample_cubic
+from datagen.portable import portable_cv
 
 LABEL = "starter@1"
 
@@ -85,8 +87,8 @@ def _procedural_backgrounds(side: int = 640) -> list[Asset]:
                    np.where(dots[:, :, None], c["pale green"], c["beige"]).astype(np.uint8)))
     # Smooth "cloud" noise from a fixed seed: upsampled random grids at a few octaves.
     rng = np.random.default_rng(20240521)
-    noise = sum(cv2.resize(rng.random((n, n), dtype=np.float32), (side, side), interpolation=cv2.INTER_CUBIC) / n
-                for n in (4, 8, 16, 32))
+    # upsample_cubic, not cv2.resize: OpenCV's float bicubic rounds differently per SIMD level.
+    noise = sum(upsample_cubic(rng.random((n, n), dtype=np.float32), (side, side)) / n for n in (4, 8, 16, 32))
     noise = (noise - noise.min()) / (noise.max() - noise.min())
     sky = np.asarray(c["light blue"], np.float32) * (1 - noise[:, :, None]) + 250.0 * noise[:, :, None]
     out.append(_bg("clouds", "cloudy sky texture", sky.clip(0, 255).astype(np.uint8)))
@@ -188,9 +190,14 @@ def _sticker_cutouts() -> list[Asset]:
 
 @functools.cache
 def starter_pack() -> AssetPack:
-    """The embedded default pack (~30 backgrounds, ~40 cutouts), built once per process."""
-    return AssetPack(
-        label=LABEL,
-        backgrounds=tuple(_photo_backgrounds() + _procedural_backgrounds()),
-        cutouts=tuple(_photo_cutouts() + _sticker_cutouts()),
-    )
+    """The embedded default pack (~30 backgrounds, ~40 cutouts), built once per process.
+
+    Built on OpenCV's baseline kernels (GrabCut's colour models are float maths): the flow
+    hashes the pack in the driver and rebuilds it in every worker, on whatever CPU each has.
+    """
+    with portable_cv():
+        return AssetPack(
+            label=LABEL,
+            backgrounds=tuple(_photo_backgrounds() + _procedural_backgrounds()),
+            cutouts=tuple(_photo_cutouts() + _sticker_cutouts()),
+        )

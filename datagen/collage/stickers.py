@@ -7,8 +7,12 @@ darker shade, so a sticker reads on any background, light or dark.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
+
+from datagen.portable import cos, sin
 
 SIDE = 384  # final sticker canvas (px); drawn at 2x
 _N = 2 * SIDE
@@ -45,19 +49,19 @@ def _ellipse(cx, cy, rx, ry, angle=0.0) -> np.ndarray:
 def _star(points=5, inner=0.45):
     t = np.arange(2 * points) * np.pi / points - np.pi / 2
     r = np.where(np.arange(2 * points) % 2 == 0, 1.0, inner)
-    return _poly(np.stack([r * np.cos(t), r * np.sin(t) + 0.08], 1))
+    return _poly(np.stack([r * cos(t), r * sin(t) + 0.08], 1))
 
 
 def _heart():
     t = np.linspace(0, 2 * np.pi, 200)
-    x = 16 * np.sin(t) ** 3
-    y = -(13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t))
+    x = 16 * sin(t) ** 3
+    y = -(13 * cos(t) - 5 * cos(2 * t) - 2 * cos(3 * t) - cos(4 * t))
     return _poly(np.stack([x / 17.0, (y + 2.5) / 17.0], 1))
 
 
 def _regular(n, rot=0.0, r=1.0):
     t = np.arange(n) * 2 * np.pi / n + rot
-    return _poly(np.stack([r * np.cos(t), r * np.sin(t)], 1))
+    return _poly(np.stack([r * cos(t), r * sin(t)], 1))
 
 
 def _union(*masks):
@@ -159,8 +163,8 @@ def _catalogue():
                                    _poly([(-1, -0.3), (1, -0.3), (1, 0.3), (-1, 0.3)])), C["red"])], None),
         "check mark": ([(_poly([(-1, 0.05), (-0.65, -0.3), (-0.3, 0.1), (0.65, -0.9), (1, -0.55), (-0.3, 0.8)]),
                          C["green"])], None),
-        "pink flower": ([(_union(*[_disc(0.55 * np.cos(a), 0.55 * np.sin(a), 0.42)
-                                   for a in np.arange(6) * np.pi / 3]), C["pink"]),
+        "pink flower": ([(_union(*[_disc(0.55 * math.cos(a), 0.55 * math.sin(a), 0.42)
+                                   for a in (k * math.pi / 3 for k in range(6))]), C["pink"]),
                          (_disc(0, 0, 0.36), C["yellow"])], None),
         "green leaf": ([(_ellipse(0, 0, 1.0, 0.5, -35), C["green"])],
                        _lines([((-0.8, 0.55), (0.8, -0.55))], (20, 90, 40), 0.04)),

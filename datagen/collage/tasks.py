@@ -25,6 +25,7 @@ from datagen.collage import (
 )
 from datagen.collage.compose import Unlucky
 from datagen.collage.pack import AssetPack
+from datagen.portable import portable_cv
 from datagen.schema import Reject, Sample
 
 # task -> (make(rng, spec, prepared pack) -> Sample, the module that owns it)
@@ -92,6 +93,13 @@ def generate(spec: CollageSpec, rng) -> Sample | Reject:
     """One sample of `spec.task`; sample_id/index/seed/run_id are left to the harness."""
     from datagen.collage.starter_pack import starter_pack
 
+    # Collage pixels use exact paths (integer resizes, fixed-point warps); the baseline-kernel
+    # mode is insurance for the float decisions among them (contrast checks, placements).
+    with portable_cv():
+        return _generate(spec, rng, starter_pack)
+
+
+def _generate(spec: CollageSpec, rng, starter_pack) -> Sample | Reject:
     pack = (spec.assets if spec.assets is not None else starter_pack()).prepared(int(spec.size))
     make, module = REGISTRY[spec.task]
     reasons: dict[str, int] = {}

@@ -25,6 +25,7 @@ import numpy as np
 
 from datagen.conditions import weights
 from datagen.images import MIN_SIDE, ImageRejected
+from datagen.portable import portable_cv
 
 # Panoramas beyond this make detectors that resize the short side to 512 allocate huge
 # rasters; they are rare and poor condition-reference targets anyway.
@@ -70,7 +71,8 @@ def prepare_image(pixels: np.ndarray, max_side: int | None = None) -> np.ndarray
     if max_side is not None and max(h, w) > max_side:
         k = max_side / max(h, w)
         size = (max(MIN_SIDE, round(w * k)), max(MIN_SIDE, round(h * k)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        with portable_cv():
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     return rgb
 
 
@@ -170,7 +172,7 @@ class Annotator(abc.ABC):
         if not images:
             return []
         self.setup()
-        return self._annotate(images)
+        return self._run(images)
 
     def try_annotate(self, batch: Sequence[np.ndarray]) -> list[np.ndarray | ImageRejected]:
         """One map or one ImageRejected per input, in order; never raises for a bad image."""
@@ -184,7 +186,7 @@ class Annotator(abc.ABC):
         if good:
             self.setup()  # configuration errors (missing weights) still raise: they are not data
             try:
-                maps = self._annotate([img for _, img in good])
+                maps = self._run([img for _, img in good])
             except Exception as batch_error:
                 # Find the culprit one image at a time (batching equals one-at-a-time). When
                 # every image fails, the annotator is broken, not the data: raise.
@@ -195,9 +197,15 @@ class Annotator(abc.ABC):
                 results[i] = m
         return results  # type: ignore[return-value]
 
+    def _run(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        # OpenCV's dispatched kernels (and IPP) resize and blur with CPU-specific rounding:
+        # annotators run on its baseline kernels, so a map has the same bytes on any CPU.
+        with portable_cv():
+            return self._annotate(images)
+
     def _annotate_one_or_reject(self, image: np.ndarray) -> np.ndarray | ImageRejected:
         try:
-            return self._annotate([image])[0]
+            return self._run([image])[0]
         except Exception as exc:  # a model failing on one image is that image's reject
             return ImageRejected("annotator_error", f"{self.name}: {type(exc).__name__}: {exc}")
 

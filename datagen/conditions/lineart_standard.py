@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from datagen.conditions.base import Annotator, register, resize_to, working_size
+from datagen.portable import portable_cv
 
 
 def lineart_standard_map(
@@ -23,7 +24,9 @@ def lineart_standard_map(
     wh, ww = working_size(h, w, resolution)
     interpolation = cv2.INTER_AREA if wh < h else cv2.INTER_CUBIC
     x = cv2.resize(rgb, (ww, wh), interpolation=interpolation).astype(np.float32)
-    darker = np.min(cv2.GaussianBlur(x, (0, 0), blur_sigma) - x, axis=2).clip(0, 255)
+    with portable_cv():  # a float blur: OpenCV's dispatched kernels round differently per CPU
+        blurred = cv2.GaussianBlur(x, (0, 0), blur_sigma)
+    darker = np.min(blurred - x, axis=2).clip(0, 255)
     strong = darker[darker > intensity_threshold]
     # Median of the real strokes, floored so a near-blank image is not blown up to noise.
     scale = max(16.0, float(np.median(strong))) if strong.size else 16.0

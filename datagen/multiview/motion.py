@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from datagen.multiview.poses import CameraPose
+from datagen.schema import quantize
 
 MIN_ANGLE_DEG = 2.0
 MIN_DISTANCE_CHANGE = 0.05
@@ -80,7 +81,9 @@ def relative_motion(a: CameraPose, b: CameraPose, center, up) -> CameraMotion:
         # position vector: see the module docstring for the sign conventions.
         azimuth = _signed_angle(ha, hb, up)
     roll = (_roll(b, up) - _roll(a, up) + 180.0) % 360.0 - 180.0
-    return CameraMotion(azimuth, eb - ea, rb / max(ra, 1e-12), roll)
+    # At the stored precision: views are chosen by comparing these with thresholds, and the
+    # BLAS/LAPACK-based pose maths above differs per CPU in the last bits.
+    return CameraMotion(quantize(azimuth), quantize(eb - ea), quantize(rb / max(ra, 1e-12)), quantize(roll))
 
 
 def motion_words(m: CameraMotion) -> str:

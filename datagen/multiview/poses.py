@@ -6,6 +6,7 @@ words and the samplers never see another convention.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,22 +66,29 @@ def qvec_to_rotmat(q) -> np.ndarray:
 
 
 def rotmat_to_qvec(R: np.ndarray) -> np.ndarray:
-    """Rotation matrix -> COLMAP quaternion (qw, qx, qy, qz) with qw >= 0 (COLMAP's own method)."""
-    Rxx, Ryx, Rzx, Rxy, Ryy, Rzy, Rxz, Ryz, Rzz = np.asarray(R, np.float64).flat
-    K = (
-        np.array(
-            [
-                [Rxx - Ryy - Rzz, 0, 0, 0],
-                [Ryx + Rxy, Ryy - Rxx - Rzz, 0, 0],
-                [Rzx + Rxz, Rzy + Ryz, Rzz - Rxx - Ryy, 0],
-                [Ryz - Rzy, Rzx - Rxz, Rxy - Ryx, Rxx + Ryy + Rzz],
-            ]
-        )
-        / 3.0
-    )
-    vals, vecs = np.linalg.eigh(K)
-    q = vecs[[3, 0, 1, 2], np.argmax(vals)]
-    return -q if q[0] < 0 else q
+    """Rotation matrix -> COLMAP quaternion (qw, qx, qy, qz) with qw >= 0.
+
+    Shepperd's closed form in scalar float64 (the largest of w, x, y, z is found first, so no
+    division is ill-conditioned) instead of an eigen-solver: LAPACK's kernels differ per CPU
+    in the last bits, and the COLMAP files the demo writes must have the same bytes anywhere.
+    """
+    (r00, r01, r02), (r10, r11, r12), (r20, r21, r22) = (tuple(float(v) for v in row) for row in np.asarray(R))
+    trace = r00 + r11 + r22
+    if trace > max(r00, r11, r22):
+        s = 2.0 * math.sqrt(1.0 + trace)
+        q = (0.25 * s, (r21 - r12) / s, (r02 - r20) / s, (r10 - r01) / s)
+    elif r00 >= r11 and r00 >= r22:
+        s = 2.0 * math.sqrt(1.0 + r00 - r11 - r22)
+        q = ((r21 - r12) / s, 0.25 * s, (r01 + r10) / s, (r02 + r20) / s)
+    elif r11 >= r22:
+        s = 2.0 * math.sqrt(1.0 + r11 - r00 - r22)
+        q = ((r02 - r20) / s, (r01 + r10) / s, 0.25 * s, (r12 + r21) / s)
+    else:
+        s = 2.0 * math.sqrt(1.0 + r22 - r00 - r11)
+        q = ((r10 - r01) / s, (r02 + r20) / s, (r12 + r21) / s, 0.25 * s)
+    n = math.sqrt(math.fsum(v * v for v in q))
+    out = np.array([v / n for v in q])
+    return -out if out[0] < 0 else out
 
 
 def is_rotation(R: np.ndarray, tol: float = 1e-3) -> bool:

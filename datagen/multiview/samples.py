@@ -25,7 +25,8 @@ from datagen.multiview.capture import TASK, Capture, View, read_capture
 from datagen.multiview.config import MultiviewConfig
 from datagen.multiview.motion import CameraMotion, relative_motion
 from datagen.multiview.poses import estimate_up, orbit_center
-from datagen.schema import Picture, Reject, Sample
+from datagen.portable import portable_cv
+from datagen.schema import Picture, Reject, Sample, quantize
 from datagen.scoring.base import Scorer, apply_scorer
 from datagen.scoring.threshold import ThresholdFilter
 
@@ -60,6 +61,12 @@ def multiview_samples(
     describer=None,
 ) -> tuple[list[Sample], list[Reject]]:
     """All samples of one capture and every reject met on the way (views, samples, scores)."""
+    # Resizes and scorers on OpenCV's baseline kernels: the same pixels and scores on any CPU.
+    with portable_cv():
+        return _multiview_samples(capture_dir, config, rng, scorers, describer)
+
+
+def _multiview_samples(capture_dir, config, rng, scorers, describer) -> tuple[list[Sample], list[Reject]]:
     capture, rejects = read_capture(capture_dir)
     if capture is None:
         return [], rejects
@@ -68,10 +75,11 @@ def multiview_samples(
         rejects.append(_reject("too_few_views", f"{len(capture.views)} usable view(s); need 2", cid))
         return [], rejects
     center, cond = orbit_center([v.pose for v in capture.views])
+    center, cond = np.array([quantize(c) for c in center]), quantize(cond)  # LAPACK noise stops here
     if cond < config.min_orbit_conditioning:
         rejects.append(_reject("not_object_centric", f"camera axes do not converge (conditioning {cond:.2g})", cid))
         return [], rejects
-    up = estimate_up([v.pose for v in capture.views])
+    up = np.array([quantize(c) for c in estimate_up([v.pose for v in capture.views])])
 
     samples: list[Sample] = []
     seen: set[tuple[int, ...]] = set()

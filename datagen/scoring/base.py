@@ -18,7 +18,8 @@ import traceback
 import numpy as np
 
 from datagen.images import to_rgb
-from datagen.schema import Reject, Sample
+from datagen.portable import portable_cv
+from datagen.schema import Reject, Sample, quantize
 
 ScoreResult = dict[str, float] | Reject
 
@@ -85,18 +86,10 @@ def apply_scorer(scorer: Scorer, samples: list[Sample]) -> tuple[list[Sample], l
     errors (missing weights) are configuration errors and propagate before any work.
     """
     scorer.setup()
-    try:
-        results = scorer(samples)
-    except Exception:
-        if len(samples) == 1:
-            results = [_error_reject(scorer, samples[0])]
-        else:
-            results = []
-            for s in samples:
-                try:
-                    results.extend(scorer([s]))
-                except Exception:
-                    results.append(_error_reject(scorer, s))
+    # Classical scorers (SIFT + MAGSAC, histograms, DCT) on OpenCV's baseline kernels: the
+    # dispatched float kernels differ per CPU and SIFT's keypoints even vary with threads.
+    with portable_cv():
+        results = _score(scorer, samples)
     kept: list[Sample] = []
     rejects: list[Reject] = []
     for sample, result in zip(samples, results):
@@ -113,10 +106,26 @@ def apply_scorer(scorer: Scorer, samples: list[Sample]) -> tuple[list[Sample], l
         if clash:
             # Two scorers writing one key would silently overwrite provenance.
             raise ValueError(f"{scorer.tag} would overwrite score(s) {clash} already on the sample")
-        sample.scores.update({k: float(v) for k, v in result.items()})
+        # At the stored precision before any threshold filter sees them.
+        sample.scores.update({k: quantize(v) for k, v in result.items()})
         sample.scorer = ",".join(t for t in (sample.scorer, scorer.tag) if t)
         kept.append(sample)
     return kept, rejects
+
+
+def _score(scorer: Scorer, samples: list[Sample]) -> list[ScoreResult]:
+    try:
+        return scorer(samples)
+    except Exception:
+        if len(samples) == 1:
+            return [_error_reject(scorer, samples[0])]
+        results: list[ScoreResult] = []
+        for s in samples:
+            try:
+                results.extend(scorer([s]))
+            except Exception:
+                results.append(_error_reject(scorer, s))
+        return results
 
 
 def _error_reject(scorer: Scorer, sample: Sample) -> Reject:

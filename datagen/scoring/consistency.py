@@ -13,11 +13,14 @@ box is used; otherwise the whole image.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 from skimage.feature import hog
 
-from datagen.schema import Sample
+from datagen.portable import fsum_dot, portable_cv
+from datagen.schema import Sample, quantize
 from datagen.scoring.base import Scorer, ScoreResult
 
 HOG_SIDE = 64
@@ -25,9 +28,12 @@ HOG_SIDE = 64
 
 def colour_similarity(a: np.ndarray, b: np.ndarray, bins: int = 16) -> float:
     """Histogram intersection in [0, 1] of Lab chroma (2-D) and lightness (1-D), averaged."""
-    ha, la = _colour_hists(a, bins)
-    hb, lb = _colour_hists(b, bins)
-    return float(0.5 * np.minimum(ha, hb).sum() + 0.5 * np.minimum(la, lb).sum())
+    with portable_cv():
+        ha, la = _colour_hists(a, bins)
+        hb, lb = _colour_hists(b, bins)
+    # At the stored precision: storyboards keep or drop a panel by comparing it to a threshold.
+    chroma, light = np.minimum(ha, hb).astype(np.float64).sum(), np.minimum(la, lb).astype(np.float64).sum()
+    return quantize(0.5 * chroma + 0.5 * light)
 
 
 def _colour_hists(img: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,12 +47,15 @@ def _colour_hists(img: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
 def structure_similarity(a: np.ndarray, b: np.ndarray) -> float:
     """Cosine similarity of HOG descriptors of both crops at 64x64, in [-1, 1]; the better of
     `b` and its mirror image, since a subject seen mirrored in another shot is the same."""
-    da = _hog(a)
+    with portable_cv():
+        da = _hog(a)
+        mirrored = (_hog(b), _hog(b[:, ::-1]))
     best = -1.0
-    for db in (_hog(b), _hog(b[:, ::-1])):
-        denom = float(np.linalg.norm(da) * np.linalg.norm(db))
-        best = max(best, float(da @ db / denom) if denom > 0 else 0.0)
-    return best
+    for db in mirrored:
+        # Correctly rounded dot products (BLAS picks FMA kernels by CPU).
+        denom = math.sqrt(fsum_dot(da, da) * fsum_dot(db, db))
+        best = max(best, fsum_dot(da, db) / denom if denom > 0 else 0.0)
+    return quantize(best)
 
 
 def _hog(img: np.ndarray) -> np.ndarray:
@@ -58,7 +67,7 @@ def _hog(img: np.ndarray) -> np.ndarray:
 
 
 def identity_similarity(a: np.ndarray, b: np.ndarray) -> float:
-    return 0.5 * (colour_similarity(a, b) + max(0.0, structure_similarity(a, b)))
+    return quantize(0.5 * (colour_similarity(a, b) + max(0.0, structure_similarity(a, b))))
 
 
 def _fit(img: np.ndarray, side: int) -> np.ndarray:

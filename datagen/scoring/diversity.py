@@ -11,15 +11,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from datagen.portable import portable_cv
 from datagen.schema import Sample
 from datagen.scoring.base import Scorer, ScoreResult, sample_images
 
 
 def phash(img: np.ndarray) -> np.ndarray:
     """64 bits as a bool array (kept as bits so distances are exact and portable)."""
-    grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
-    small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
-    low = cv2.dct(small)[:8, :8].ravel()
+    with portable_cv():  # OpenCV's SIMD DCT kernels differ in the last bits per CPU
+        grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY) if img.ndim == 3 else img
+        small = cv2.resize(grey, (32, 32), interpolation=cv2.INTER_AREA).astype(np.float32)
+        low = cv2.dct(small)[:8, :8].ravel()
     # Drop the DC term from the median: it only carries mean brightness.
     return low > np.median(low[1:])
 

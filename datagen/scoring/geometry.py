@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from datagen.portable import portable_cv
 from datagen.schema import Sample
 from datagen.scoring.base import Scorer, ScoreResult, reference_and_targets
 
@@ -33,8 +34,11 @@ def _features(img: np.ndarray, n_features: int):
     if scale < 1.0:
         grey = cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
     # SIFT's default keypoint order is by response; capping keeps time bounded on busy frames.
-    sift = cv2.SIFT_create(nfeatures=n_features)
-    kps, desc = sift.detectAndCompute(grey, None)
+    # Baseline kernels, one thread: with dispatched kernels keypoints move with the CPU, and
+    # with several threads they vary from run to run.
+    with portable_cv():
+        sift = cv2.SIFT_create(nfeatures=n_features)
+        kps, desc = sift.detectAndCompute(grey, None)
     return kps, desc
 
 
@@ -56,6 +60,11 @@ def match_features(fa, fb, *, ratio: float = 0.8, min_inliers: int = 20, thresho
     n_kp = (len(kpa), len(kpb))
     if da is None or db is None or len(kpa) < 8 or len(kpb) < 8:
         return PairGeometry(0.0, 0, 0, n_kp)
+    with portable_cv():
+        return _match(kpa, da, kpb, db, n_kp, ratio, min_inliers, threshold_px)
+
+
+def _match(kpa, da, kpb, db, n_kp, ratio, min_inliers, threshold_px) -> PairGeometry:
     knn = cv2.BFMatcher(cv2.NORM_L2).knnMatch(da, db, k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < ratio * m[1].distance]
     if len(good) < 8:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from datagen.schema import Sample
+from datagen.portable import portable_cv
+from datagen.schema import Sample, quantize
 from datagen.scoring.base import Scorer, ScoreResult, sample_images
 
 WORK_SIDE = 512
@@ -25,7 +26,9 @@ def _grey(img: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
 
 def sharpness(img: np.ndarray) -> float:
     """Variance of the Laplacian of the grey image (bigger = sharper; < ~50 is visibly soft)."""
-    return float(cv2.Laplacian(_grey(img), cv2.CV_64F).var())
+    with portable_cv():
+        lap = cv2.Laplacian(_grey(img), cv2.CV_64F)
+    return quantize(lap.var())  # stored precision: keyframes are chosen by comparing it
 
 
 def exposure(img: np.ndarray) -> dict[str, float]:
@@ -35,11 +38,12 @@ def exposure(img: np.ndarray) -> dict[str, float]:
     in [0.2, 0.8] and falls linearly to 0 at 0.05 / 0.95: night shots keep their score,
     crushed or blown-out frames lose it.
     """
-    grey = _grey(img)
-    clipped = float(np.mean((grey <= 2) | (grey >= 253)))
-    mean = float(grey.mean() / 255.0)
+    with portable_cv():
+        grey = _grey(img)
+    clipped = quantize(np.mean((grey <= 2) | (grey >= 253)))
+    mean = quantize(grey.mean() / 255.0)
     level = float(np.clip((0.45 - abs(mean - 0.5)) / 0.15, 0.0, 1.0))
-    return {"clipped": clipped, "mean": mean, "score": (1.0 - clipped) * level}
+    return {"clipped": clipped, "mean": mean, "score": quantize((1.0 - clipped) * level)}
 
 
 class _PerImageScorer(Scorer):

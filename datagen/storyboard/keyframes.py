@@ -26,13 +26,15 @@ not by the video's length; any list of frames works too:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from datagen.images import to_rgb
-from datagen.schema import Picture, Region, Reject, Sample
+from datagen.portable import portable_cv
+from datagen.schema import Picture, Region, Reject, Sample, quantize
 from datagen.scoring.base import Scorer, apply_scorer
 from datagen.scoring.consistency import colour_similarity, identity_similarity
 from datagen.scoring.diversity import phash_distance
@@ -60,6 +62,14 @@ def storyboard_from_keyframes(
     """At most one storyboard per video (its shots are one story); rejects say why not."""
     if len(frames) != len(shot_ids) or (times is not None and len(times) != len(frames)):
         raise ValueError(f"{len(frames)} frames, {len(shot_ids)} shot ids, {None if times is None else len(times)} times")
+    # Every choice below compares measurements (sharpness, similarity, pHash): OpenCV on its
+    # baseline kernels and values at the stored precision, so the same panels on any CPU.
+    with portable_cv():
+        return _storyboard(frames, shot_ids, config, rng, source, times, face_detector, reference_filters,
+                           describer, scorers)
+
+
+def _storyboard(frames, shot_ids, config, rng, source, times, face_detector, reference_filters, describer, scorers):
     times = list(times) if times is not None else [float(i) for i in range(len(frames))]
     keys = keyframes_per_shot(frames, shot_ids)
     if len(keys) < config.min_panels + 1:
@@ -151,8 +161,9 @@ def _main_subject(crops: dict[int, np.ndarray], similarity) -> int:
     shots = sorted(crops)
     if len(shots) <= 2:
         return shots[0]
-    mean = [np.mean([similarity(crops[a], crops[b]) for b in shots if b != a]) for a in shots]
-    return shots[int(np.argmax(mean))]
+    mean = [quantize(math.fsum(similarity(crops[a], crops[b]) for b in shots if b != a) / (len(shots) - 1))
+            for a in shots]
+    return shots[int(np.argmax(mean))]  # ties: the earliest shot
 
 
 def _largest_face(detector, img: np.ndarray) -> FaceBox | None:

@@ -7,10 +7,12 @@ the coordinates of the images they were fitted on.
 from __future__ import annotations
 
 import functools
+import math
 
 import cv2
 import numpy as np
 
+from datagen.portable import matmul
 from datagen.video.optical_flow import dis_flow
 
 # Minimum structure-tensor eigenvalue (cv2.cornerMinEigenVal on grey scaled to [0, 1]) for
@@ -52,15 +54,19 @@ def apply(model: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, 
     )
 
 
+# Matrix products and inverses below avoid BLAS/LAPACK (`portable.matmul`, closed forms):
+# their kernels differ per CPU in the last bits, and these models steer discrete choices.
 def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
     """The map p -> outer(inner(p)) as a 2x3 matrix."""
-    return (np.vstack([outer, [0, 0, 1]]) @ np.vstack([inner, [0, 0, 1]]))[:2]
+    return matmul(np.vstack([outer, [0, 0, 1]]), np.vstack([inner, [0, 0, 1]]))[:2]
 
 
 def rescale(model: np.ndarray, kx: float, ky: float) -> np.ndarray:
     """The same motion in coordinates scaled by (kx, ky); pixel centre u maps to (u+0.5)k-0.5."""
-    up = np.array([[kx, 0, 0.5 * kx - 0.5], [0, ky, 0.5 * ky - 0.5], [0, 0, 1]])
-    return (up @ np.vstack([model, [0, 0, 1]]) @ np.linalg.inv(up))[:2]
+    bx, by = 0.5 * kx - 0.5, 0.5 * ky - 0.5
+    up = np.array([[kx, 0, bx], [0, ky, by], [0, 0, 1]])
+    down = np.array([[1 / kx, 0, -bx / kx], [0, 1 / ky, -by / ky], [0, 0, 1]])  # inverse of `up`
+    return matmul(matmul(up, np.vstack([model, [0, 0, 1]])), down)[:2]
 
 
 def warp(img: np.ndarray, model: np.ndarray, w: int, h: int, border=cv2.BORDER_REPLICATE, value=0.0) -> np.ndarray:
@@ -95,13 +101,23 @@ def fit(flow: np.ndarray, mask: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> t
 
 
 def _least_squares(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    # x' = a x - b y + tx, y' = b x + a y + ty: linear in (a, b, tx, ty).
+    # x' = a x - b y + tx, y' = b x + a y + ty: the least-squares similarity in closed form
+    # (centred coordinates), with correctly rounded sums instead of a LAPACK solve.
+    n = len(src)
     x, y = src[:, 0].astype(np.float64), src[:, 1].astype(np.float64)
-    one, zero = np.ones_like(x), np.zeros_like(x)
-    rows = np.concatenate([np.stack([x, -y, one, zero], 1), np.stack([y, x, zero, one], 1)])
-    rhs = np.concatenate([dst[:, 0], dst[:, 1]]).astype(np.float64)
-    a, b, tx, ty = np.linalg.lstsq(rows, rhs, rcond=None)[0]
-    return np.array([[a, -b, tx], [b, a, ty]])
+    u, v = dst[:, 0].astype(np.float64), dst[:, 1].astype(np.float64)
+    mx, my, mu, mv = (_fsum(c) / n for c in (x, y, u, v))
+    xc, yc, uc, vc = x - mx, y - my, u - mu, v - mv
+    norm = _fsum(xc * xc) + _fsum(yc * yc)
+    if norm == 0.0:
+        return IDENTITY.copy()
+    a = (_fsum(xc * uc) + _fsum(yc * vc)) / norm
+    b = (_fsum(xc * vc) - _fsum(yc * uc)) / norm
+    return np.array([[a, -b, mu - (a * mx - b * my)], [b, a, mv - (b * mx + a * my)]])
+
+
+def _fsum(values: np.ndarray) -> float:
+    return math.fsum(values.tolist())
 
 
 def coarse_model(ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
@@ -147,7 +163,8 @@ def misfit(ga: np.ndarray, gb: np.ndarray, model: np.ndarray) -> float:
     valid = warped >= 0
     if valid.mean() < 0.2:
         return float("inf")
-    return float(np.abs(warped[valid] - ga[valid]).mean())
+    # The smaller misfit picks the model: a correctly rounded mean, the same on every CPU.
+    return _fsum(np.abs(warped[valid] - ga[valid]).astype(np.float64)) / int(valid.sum())
 
 
 def alignment(ga: np.ndarray, gb: np.ndarray, model: np.ndarray) -> float:
@@ -159,10 +176,12 @@ def alignment(ga: np.ndarray, gb: np.ndarray, model: np.ndarray) -> float:
     overlap = cv2.erode((warped >= 0).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     if overlap.mean() < 0.15:
         return -1.0
-    x = ga[overlap].astype(np.float32)
-    y = warped[overlap]
-    if x.std() < 2.0 or y.std() < 2.0:
+    x = ga[overlap].astype(np.float64)
+    y = warped[overlap].astype(np.float64)
+    n = len(x)
+    x -= _fsum(x) / n
+    y -= _fsum(y) / n
+    sxx, syy = _fsum(x * x), _fsum(y * y)
+    if sxx < 4.0 * n or syy < 4.0 * n:  # standard deviation below 2 grey levels
         return -1.0
-    x -= x.mean()
-    y -= y.mean()
-    return float((x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum()))
+    return _fsum(x * y) / math.sqrt(sxx * syy)

@@ -9,6 +9,7 @@ the change as an instruction; an empty answer falls back to the template.
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +51,9 @@ def camera_words(est: MotionEstimate, diagonal: float) -> list[str]:
     if abs(dy) > 0.01 * diagonal:
         words.append((abs(dy), "the camera tilts " + ("down" if dy < 0 else "up")))
     zoom_px = abs(est.zoom - 1.0) * diagonal / 2
-    if abs(np.log(max(est.zoom, 1e-6))) > 0.02:
+    if abs(math.log(max(est.zoom, 1e-6))) > 0.02:
         words.append((zoom_px, "the camera zooms " + ("in" if est.zoom > 1 else "out")))
-    roll_px = abs(np.radians(est.rotation_deg)) * diagonal / 2
+    roll_px = abs(math.radians(est.rotation_deg)) * diagonal / 2
     if abs(est.rotation_deg) > 1.0:
         # Content turning counter-clockwise on screen means the camera rolled clockwise.
         words.append((roll_px, "the camera rolls " + ("clockwise" if est.rotation_deg > 0 else "counter-clockwise")))

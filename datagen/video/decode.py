@@ -19,8 +19,18 @@ from typing import Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import Interpolation
 
+from datagen import cpu_features
 from datagen.video.probe import VideoInfo, VideoRejected
+
+cpu_features.apply_av_cpu_flags()  # test hook: FFmpeg's SIMD pinned by env, before any codec opens
+
+# swscale (scaling and YUV -> RGB) rounds differently on different CPUs unless asked for
+# bit-exact arithmetic; with these flags its output is the same on every CPU (AREA: box
+# averaging, the right filter for the downscales we ask of it). Measured cost: see the
+# "Same bytes on any CPU" benchmark.
+EXACT_SCALE = Interpolation.AREA | Interpolation.BITEXACT | Interpolation.ACCURATE_RND
 
 # Decoders whose non-reference frames can be skipped without touching any other frame.
 SKIPPABLE = {"h264", "hevc", "mpeg4", "mpeg2video", "mpeg1video", "msmpeg4v3", "h263", "vc1", "wmv3"}
@@ -155,10 +165,7 @@ def _seek_if_worth_it(container, stream, keyframes, position, target, tb, start_
 
 def _convert(frame, coded: tuple[int, int], fmt: str, rot_k: int) -> np.ndarray:
     w, h = coded
-    if (frame.width, frame.height) == (w, h):
-        arr = frame.to_ndarray(format=fmt)
-    else:
-        arr = frame.to_ndarray(format=fmt, width=w, height=h, interpolation="AREA")
+    arr = frame.to_ndarray(format=fmt, width=w, height=h, interpolation=EXACT_SCALE)
     if rot_k:
         arr = np.ascontiguousarray(np.rot90(arr, rot_k))
     return arr

@@ -12,6 +12,8 @@ import cv2
 import numpy as np
 
 from datagen.params import ProductConfig, param
+from datagen.portable import portable_cv
+from datagen.schema import quantize
 
 QUALITY_SHORT_SIDE = 360
 
@@ -64,14 +66,18 @@ def quality_grey(rgb: np.ndarray) -> np.ndarray:
 
 
 def measure_quality(rgb: np.ndarray, rule: QualityRule = QualityRule()) -> FrameQuality:
-    grey = quality_grey(rgb)
+    """At the stored precision (schema.quantize), so the blur and exposure checks decide on
+    the values a dataset keeps; the Laplacian runs on OpenCV's baseline kernels."""
+    with portable_cv():
+        grey = quality_grey(rgb)
+        laplacian = cv2.Laplacian(grey, cv2.CV_32F)
     n = grey.size
     hist = np.bincount(grey.ravel(), minlength=256)
     return FrameQuality(
-        sharpness=float(cv2.Laplacian(grey, cv2.CV_32F).var()),
-        mean_luma=float(grey.mean()),
-        dark_fraction=float(hist[: rule.dark_level + 1].sum() / n),
-        bright_fraction=float(hist[rule.bright_level :].sum() / n),
+        sharpness=quantize(laplacian.astype(np.float64).var()),
+        mean_luma=quantize(grey.mean()),
+        dark_fraction=quantize(hist[: rule.dark_level + 1].sum() / n),
+        bright_fraction=quantize(hist[rule.bright_level :].sum() / n),
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datagen.portable import portable_cv
 from datagen.scoring.quality import sharpness
 from datagen.video.decode import read_frames, sample_times
 from datagen.video.motion import estimate_motion, to_work, work_size
@@ -50,6 +51,11 @@ def frames_with_shots(path: str | Path, fps: float = 2.0, max_side: int | None =
     (the earliest on ties); raises VideoRejected for unusable files."""
     if max_shots < 1:
         raise ValueError(f"max_shots must be >= 1, got {max_shots}")
+    with portable_cv():  # the cut test and the keyframe score decide on OpenCV float maths: baseline kernels
+        return _frames_with_shots(path, fps, max_side, limits, cut, max_shots, score)
+
+
+def _frames_with_shots(path, fps, max_side, limits, cut, max_shots, score) -> ShotFrames:
     info = probe(path, limits)
     long_side = max(info.width, info.height)
     s = min(1.0, (max_side or long_side) / long_side)

@@ -35,6 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datagen.portable import portable_cv
+from datagen.schema import quantize
 from datagen.video import camera
 from datagen.video.optical_flow import dense_flow
 
@@ -116,6 +118,13 @@ def estimate_motion(
     """
     if frame_a.shape[:2] != frame_b.shape[:2]:
         raise ValueError(f"frames differ in size: {frame_a.shape[:2]} vs {frame_b.shape[:2]}")
+    # Dense flow, corner eigenvalues, phase correlation and float warps decide which vectors
+    # are trusted: they run on OpenCV's baseline kernels, the same on every CPU.
+    with portable_cv():
+        return _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_dir, with_alignment)
+
+
+def _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_dir, with_alignment) -> MotionEstimate:
     h0, w0 = frame_a.shape[:2]
     ow, oh = original_size or (w0, h0)
     size = work_size(w0, h0, work_side)
@@ -150,14 +159,14 @@ def estimate_motion(
     # Camera displacement at every (sub-grid) pixel, in original px along each axis.
     sx, sy = ow / w, oh / h
     mx, my = camera.apply(model, xs, ys)
-    cam = np.hypot((mx - xs) * sx, (my - ys) * sy)
+    cam = _length((mx - xs) * sx, (my - ys) * sy)
     # Local motion: confirmed vectors the camera model does not explain.
     rx, ry = camera.apply(resid, xs, ys)
-    off = np.hypot(f[..., 0] - (rx - xs), f[..., 1] - (ry - ys)) > LOCAL_MIN
+    off = _length(f[..., 0] - (rx - xs), f[..., 1] - (ry - ys)) > LOCAL_MIN
     moving = confirmed & off
     seeds = moving & (tex > camera.TEXTURE_MIN * LOCAL_SEED_TEXTURE)
     local = moving & cv2.dilate(seeds.astype(np.uint8), LOCAL_GROW).astype(bool)
-    measured = np.hypot((bx[local] - xs[local]) * sx, (by[local] - ys[local]) * sy)
+    measured = _length((bx[local] - xs[local]) * sx, (by[local] - ys[local]) * sy)
     camera_px = float(cam.mean())
     local_px = float((measured - cam[local]).sum() / cam.size)
     n_textured = int(textured.sum())
@@ -176,6 +185,11 @@ def estimate_motion(
     )
 
 
+def _length(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    # sqrt(dx^2 + dy^2) with IEEE operations only (NumPy's hypot may use CPU-specific kernels).
+    return np.sqrt(dx * dx + dy * dy)
+
+
 def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched, alignment, method, wh, sxy, diagonal):
     (w, h), (sx, sy) = wh, sxy
     cxw, cyw = (w - 1) / 2.0, (h - 1) / 2.0
@@ -184,20 +198,23 @@ def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched,
     # Image y points down, so atan2(b, a) > 0 turns content clockwise on screen; report CCW.
     rotation = -math.degrees(math.atan2(model[1, 0], model[0, 0]))
     orig = camera.rescale(model, sx, sy)
+    # Every number at the stored precision (schema.quantize) before anything compares it with
+    # a threshold: static-pair and cut decisions are made on the values the dataset keeps.
+    motion_px = quantize(motion_px)
     return MotionEstimate(
         motion_px=motion_px,
-        motion_norm=motion_px / diagonal,
-        camera_px=camera_px,
-        local_px=local_px,
-        pan_px=(float((px - cxw) * sx), float((py - cyw) * sy)),
-        zoom=float(math.hypot(model[0, 0], model[1, 0])),
-        rotation_deg=float(rotation),
-        inlier_fraction=inliers,
-        texture_fraction=texture_fraction,
-        matched_fraction=matched,
-        alignment=alignment,
+        motion_norm=quantize(motion_px / diagonal),
+        camera_px=quantize(camera_px),
+        local_px=quantize(local_px),
+        pan_px=(quantize((px - cxw) * sx), quantize((py - cyw) * sy)),
+        zoom=quantize(math.hypot(model[0, 0], model[1, 0])),
+        rotation_deg=quantize(rotation),
+        inlier_fraction=quantize(inliers),
+        texture_fraction=quantize(texture_fraction),
+        matched_fraction=quantize(matched),
+        alignment=quantize(alignment),
         method=method,
-        model=tuple(tuple(round(float(v), 6) for v in row) for row in orig),  # type: ignore[arg-type]
+        model=tuple(tuple(quantize(v) for v in row) for row in orig),  # type: ignore[arg-type]
     )
 
 

@@ -13,8 +13,11 @@ from pathlib import Path
 
 import av
 
+from datagen import cpu_features
 from datagen.params import ProductConfig, param
 from datagen.rejection import Rejected
+
+cpu_features.apply_av_cpu_flags()  # test hook: FFmpeg's SIMD pinned by env, before any codec opens
 
 
 class VideoRejected(Rejected):

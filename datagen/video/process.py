@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from datagen.schema import Picture, Reject, Sample, make_id
+from datagen.portable import portable_cv
+from datagen.schema import Picture, Reject, Sample, make_id, quantize
 from datagen.video import captions
 from datagen.video.config import VideoPairsConfig
 from datagen.video.decode import prefetched, read_frames, sample_times
@@ -73,7 +74,7 @@ def process_video(
     duration = info.duration if info.duration > 0 else config.limits.max_duration_s
     try:
         times = sample_times(duration, config.sample_fps)
-        with prefetched(read_frames(info, times, size=run.store_size)) as frames:
+        with portable_cv(), prefetched(read_frames(info, times, size=run.store_size)) as frames:
             for frame in frames:
                 # Pairs are planned on the sampling grid; frames carry their real times to meta.
                 run.add(frame.index, times[frame.index], frame.time, frame.pixels)
@@ -299,9 +300,9 @@ class _VideoRun:
             inputs=[Picture(a.rgb, "source", "jpeg")],
             outputs=[Picture(np.ascontiguousarray(b_pixels), "target", "jpeg")],
             meta=meta,
-            scores={k: float(v) for k, v in scores.items()},
+            scores={k: quantize(v) for k, v in scores.items()},
             scorer=f"datagen.video.motion:{self.config.optical_flow}@{self.config.work_side}",
-            weight=float(weight),
+            weight=quantize(weight),
             source_ids=[self.video_id, self.digest],
             generator=GENERATOR,
             sample_id=make_id(task, self.digest, kind, f"{a.time:.4f}", f"{b.time:.4f}"),

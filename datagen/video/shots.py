@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 
 from datagen.params import ProductConfig, param
+from datagen.portable import portable_cv
+from datagen.schema import quantize
 from datagen.video.motion import MotionEstimate
 
 
@@ -45,21 +47,23 @@ class Cut:
 
 def colour_histogram(rgb: np.ndarray) -> np.ndarray:
     """Normalised hue-saturation histogram plus a luma histogram (grey footage has no hue)."""
-    small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA) if rgb.shape[1] > 64 else rgb
-    if small.ndim == 2:
-        small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
-    hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
-    hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
-    v = cv2.calcHist([hsv], [2], None, [32], [0, 256]).ravel()
+    with portable_cv():
+        small = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA) if rgb.shape[1] > 64 else rgb
+        if small.ndim == 2:
+            small = cv2.cvtColor(small, cv2.COLOR_GRAY2RGB)
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        hs = cv2.calcHist([hsv], [0, 1], None, [16, 8], [0, 180, 0, 256]).ravel()
+        v = cv2.calcHist([hsv], [2], None, [32], [0, 256]).ravel()
     return np.concatenate([hs / max(hs.sum(), 1.0), v / max(v.sum(), 1.0)]).astype(np.float32)
 
 
 def hist_distance(h_a: np.ndarray, h_b: np.ndarray) -> float:
     """Larger of the hue-saturation and luma Bhattacharyya distances, in [0, 1]."""
     n = 16 * 8
-    d_hs = cv2.compareHist(h_a[:n], h_b[:n], cv2.HISTCMP_BHATTACHARYYA)
-    d_v = cv2.compareHist(h_a[n:], h_b[n:], cv2.HISTCMP_BHATTACHARYYA)
-    return float(min(1.0, max(d_hs, d_v)))
+    with portable_cv():
+        d_hs = cv2.compareHist(h_a[:n], h_b[:n], cv2.HISTCMP_BHATTACHARYYA)
+        d_v = cv2.compareHist(h_a[n:], h_b[n:], cv2.HISTCMP_BHATTACHARYYA)
+    return quantize(min(1.0, max(d_hs, d_v)))  # the cut test decides on the stored value
 
 
 def judge_cut(hist_d: float, est: MotionEstimate, rule: CutRule = CutRule()) -> Cut:

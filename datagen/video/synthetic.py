@@ -18,6 +18,16 @@ import av
 import cv2
 import numpy as np
 
+from datagen import cpu_features
+from datagen.images import warp_affine
+from datagen.portable import portable_cv
+from datagen.video.decode import EXACT_SCALE
+
+cpu_features.apply_av_cpu_flags()  # test hook: FFmpeg's SIMD pinned by env, before any codec opens
+
+# MPEG-4 Part 2 with the same bytes on every CPU: integer DCT, simple IDCT, no inexact DSP.
+MPEG4_EXACT = {"flags": "+bitexact", "dct": "int", "idct": "simple"}
+
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "stereo_motorcycle")
 
 
@@ -43,7 +53,7 @@ def frame_to_canvas(pose: Pose, size: tuple[int, int]) -> np.ndarray:
 def render(canvas: np.ndarray, pose: Pose, size: tuple[int, int]) -> np.ndarray:
     """The frame the camera sees (bicubic resampling of the canvas at the pose)."""
     m = frame_to_canvas(pose, size)
-    return cv2.warpAffine(canvas, m, size, flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT101)
+    return warp_affine(canvas, m, size, inverse=True, interpolation="cubic", border=cv2.BORDER_REFLECT101)
 
 
 def true_flow_mean(pose_a: Pose, pose_b: Pose, size: tuple[int, int]) -> float:
@@ -127,9 +137,17 @@ def write_video(
         if gop:
             stream.codec_context.gop_size = gop
         if codec == "libx264":
-            stream.options = {"crf": str(crf), "preset": "veryfast"}
+            # x264 picks algorithms by CPU (its AVX2 kernels round unlike SSE2/C) and threads by
+            # core count unless told otherwise; both change the bitstream.
+            params = ":".join(["cpu-independent=1", "threads=1", *cpu_features.x264_test_params()])
+            stream.options = {"crf": str(crf), "preset": "veryfast", "x264-params": params}
         elif bit_rate:
             stream.bit_rate = bit_rate
+        if codec == "mpeg4":
+            # FFmpeg picks its forward DCT by CPU (SSE2 AP922 vs C) unless told otherwise, and
+            # slice threads (one per core by default) change the bitstream.
+            stream.options = {**stream.options, **MPEG4_EXACT}
+            stream.codec_context.thread_count = 1
         if times is not None:
             stream.time_base = Fraction(1, 1000)
             stream.codec_context.time_base = Fraction(1, 1000)
@@ -137,6 +155,9 @@ def write_video(
             stream.set_display_rotation(rotation)
         for k, img in enumerate(_chain(first, frames)):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
+            # Convert here with swscale's bit-exact flags; left to the encoder, RGB -> YUV takes
+            # SIMD paths whose rounding differs per CPU, and so would the file's bytes.
+            frame = frame.reformat(format=stream.pix_fmt, interpolation=EXACT_SCALE)
             if times is not None:
                 frame.pts = int(round(times[k] * 1000))
                 frame.time_base = Fraction(1, 1000)
@@ -184,12 +205,18 @@ def make_demo_clips(out_dir: str | Path, seed: int = 0) -> list[Path]:
 
     pan, zoom, roll, a clip with two cuts between different photos, a near-static clip, and
     scikit-image's bundled GIF copied as it is (PyAV reads GIF directly; at 14x25 px it
-    is refused as too_small, which the demo shows as a reject).
+    is refused as too_small, which the demo shows as a reject). The files' bytes are the same
+    on any CPU: OpenCV on its baseline kernels (its bicubic resize goes through IPP otherwise,
+    which rounds per CPU), exact warps, bit-exact RGB -> YUV.
     """
+    with portable_cv():
+        return _make_demo_clips(Path(out_dir), seed)
+
+
+def _make_demo_clips(out_dir: Path, seed: int) -> list[Path]:
     import skimage
 
     rng = np.random.default_rng(seed)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     size, fps, n = (320, 180), 25, 125
 
