@@ -1,8 +1,8 @@
-"""Same bytes on any CPU: all five products, unrestricted vs with every library's SIMD pinned low.
+"""Same bytes on any CPU: all six products, unrestricted vs with every library's SIMD pinned low.
 
 Each run is a fresh interpreter (`python -m benchmarks.same_bytes run ...`) that makes the
-demo's sources (video clips, storyboard clips, Mitsuba captures) and runs the five dataset
-commands of the CLI in-process (one local Ray, one Prefect server for all five), the
+demo's sources (video clips, storyboard clips, Mitsuba captures) and runs the six dataset
+commands of the CLI in-process (one local Ray, one Prefect server for all six), the
 restricted one under `datagen.cpu_features.restricted_env()`. The parent compares the
 Lance datasets row by row: content hashes, then per-row digests, then per field.
 
@@ -30,14 +30,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 GOLDEN = ROOT / "tests" / "data" / "golden_hashes.json"
-PRODUCTS = ("collage", "conditions", "multiview", "video_pairs", "storyboard")
+PRODUCTS = ("collage", "conditions", "multiview", "video_pairs", "storyboard", "style")
 
 # The demo's sources and sizes (flows/demo.py), and a smaller set for the fast test.
 SIZES: dict[str, dict[str, Any]] = {
-    "demo": {"collage_num": 17 * 12, "collage_size": 256, "views": 16, "capture_wh": (256, 192), "per_capture": 3,
-             "story_seeds": (0, 1, 2)},
-    "small": {"collage_num": 17 * 2, "collage_size": 128, "views": 6, "capture_wh": (128, 96), "per_capture": 2,
-              "story_seeds": (0,)},
+    "demo": {"collage_per_task": 12, "collage_size": 256, "views": 16, "capture_wh": (256, 192), "per_capture": 3,
+             "story_seeds": (0, 1, 2), "style_num": 3 * 12},
+    "small": {"collage_per_task": 2, "collage_size": 128, "views": 6, "capture_wh": (128, 96), "per_capture": 2,
+              "story_seeds": (0,), "style_num": 3 * 2},
 }  # fmt: skip
 
 
@@ -58,7 +58,7 @@ def make_sources(src: Path, size: str) -> None:
 
 
 def run_products(src: Path, data: Path, size: str, workers: int) -> dict[str, float]:
-    """The five dataset commands, as a user types them; returns seconds per product."""
+    """The six dataset commands, as a user types them; returns seconds per product."""
     from flows.cli import app
 
     from datagen.store import lance_io
@@ -72,15 +72,19 @@ def run_products(src: Path, data: Path, size: str, workers: int) -> dict[str, fl
         app(["datagen", *args, *w], standalone_mode=False)
         times[name] = time.perf_counter() - t0
 
-    cli("collage", "collage", "--out", str(data / "collage.lance"), "--num", str(s["collage_num"]), "--seed", "0",
+    from datagen.collage import TASKS
+
+    cli("collage", "collage", "--out", str(data / "collage.lance"), "--num", str(len(TASKS) * s["collage_per_task"]),
+        "--seed", "0",
         "--size", str(s["collage_size"]))
     version = lance_io.open_dataset(str(data / "collage.lance")).version
     cli("conditions", "conditions", "--images", f"{data / 'collage.lance'}@{version}", "--out",
-        str(data / "conditions.lance"), "--kinds", "canny,lineart_standard,seg")
+        str(data / "conditions.lance"), "--kinds", "canny,lineart_standard,seg", "--with-references")
     cli("multiview", "multiview", "--captures", str(src / "captures"), "--out", str(data / "multiview.lance"),
         "--per-capture", str(s["per_capture"]))
     cli("video_pairs", "video-pairs", "--videos", str(src / "videos"), "--out", str(data / "video_pairs.lance"))
     cli("storyboard", "storyboard", "--videos", str(src / "story_videos"), "--out", str(data / "storyboard.lance"))
+    cli("style", "style", "--out", str(data / "style.lance"), "--num", str(s["style_num"]))
     return times
 
 
@@ -147,7 +151,7 @@ class Run:
 
 def launch(root: Path, size: str, *, restricted: bool, workers: int = 1, sources: Path | None = None,
            prefect_api: str | None = None) -> Run:
-    """Start one run of all five products in a fresh interpreter; `.wait()` for its report.
+    """Start one run of all six products in a fresh interpreter; `.wait()` for its report.
 
     The run starts its own local Ray (its workers inherit the restricted environment) and,
     unless `prefect_api` names a running Prefect server, its own ephemeral Prefect server.
@@ -299,14 +303,14 @@ def summary(report: dict[str, dict[str, Any]], limit: int = 6) -> str:
 
 # --------------------------------------------------------------------------- golden hashes
 def golden(size: str = "demo") -> dict[str, str]:
-    """The recorded content hashes of the five products at `size` ("demo" or "small")."""
+    """The recorded content hashes of the six products at `size` ("demo" or "small")."""
     return json.loads(GOLDEN.read_text())[size]
 
 
 def record_golden(sizes: tuple[str, ...] = ("demo", "small")) -> dict[str, dict[str, str]]:
     """Run the products once per size (unrestricted, fresh sources) and write their hashes to
     GOLDEN. Only after a deliberate content change, explained in the commit."""
-    record = {"about": "Content hashes of the five datasets made from scratch (sources included, seed 0): "
+    record = {"about": "Content hashes of the six datasets made from scratch (sources included, seed 0): "
                        "'demo' = flows/demo.py's sources and sizes, 'small' = the test suite's. "
                        "tests/test_same_bytes_any_cpu.py and `make bench` compare fresh runs with these. "
                        "Re-record only after a deliberate content change, explained in the commit: "
@@ -348,7 +352,7 @@ def main() -> str:
     md = [
         "## Same bytes on any CPU (demo sizes)",
         "",
-        "All five products made twice from scratch (sources included), each in its own process, one worker: "
+        "All six products made twice from scratch (sources included), each in its own process, one worker: "
         "once as this CPU allows, once with every library's SIMD dispatch pinned to its baseline "
         "(`datagen.cpu_features.restricted_env()`). The restricted process reported: OpenCV dispatching "
         f"{caps['opencv']['dispatched'] or 'nothing above SSE3'}, {caps['opencv']['ipp_version']}, NumPy X86_V3 "
@@ -358,7 +362,7 @@ def main() -> str:
         *rows,
         "",
         f"Source files (clips, storyboard clips, Mitsuba captures): {'identical' if sa == sb else 'DIFFERENT'} "
-        f"({len(sa)} files). Wall time, sources + five products: {ra['wall_s']:.0f} s as this CPU allows, "
+        f"({len(sa)} files). Wall time, sources + six products: {ra['wall_s']:.0f} s as this CPU allows, "
         f"{rb['wall_s']:.0f} s restricted (both runs at once on a shared 2-core machine: rough).",
     ]
     text = "\n".join(md) + "\n"

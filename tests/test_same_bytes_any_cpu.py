@@ -1,9 +1,9 @@
-"""Same bytes on any CPU: all five products made from scratch twice - as this CPU allows, and
+"""Same bytes on any CPU: all six products made from scratch twice - as this CPU allows, and
 with every library's SIMD dispatch pinned to its baseline - must have equal content hashes,
 equal to the recorded golden hashes.
 
 Both runs are fresh interpreters (`benchmarks.same_bytes`), started at once, each making the
-sources (x264 and MPEG-4 clips, Mitsuba captures) and running the five CLI commands on its
+sources (x264 and MPEG-4 clips, Mitsuba captures) and running the six CLI commands on its
 own local Ray; they share the session's Prefect server. The demo-sized version of the same
 check is in `make bench` (benchmarks/same_bytes.py). Golden hashes: tests/data/golden_hashes.json,
 re-recorded only after a deliberate content change with `python -m benchmarks.same_bytes
