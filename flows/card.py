@@ -120,6 +120,17 @@ def _rejects(node: dict[str, Any]) -> tuple[list[list[Any]], list[str]]:
     return rows, lines
 
 
+def example_caption(sample) -> str:
+    """The instruction, and where its free text came from (template or a named captioner, a
+    style look), so a reviewer can tell VLM-written captions from templated ones."""
+    text = sample.instruction or "(no instruction)"
+    meta = sample.meta or {}
+    extra = [f"captions: {meta['caption_source']}"] if meta.get("caption_source") else []
+    if meta.get("look_words"):
+        extra.append(f"look: {meta['look_words']}")
+    return f"{text}  [{'; '.join(extra)}]" if extra else text
+
+
 def _examples_section(ds, tasks: dict[str, int], per_task: int) -> list[str]:
     """One thumbnail grid per task (the first samples by plan index), the instruction under each row."""
     examples = examples_per_task(ds, per_task=per_task)
@@ -128,7 +139,7 @@ def _examples_section(ds, tasks: dict[str, int], per_task: int) -> list[str]:
         rows = [e for e in examples if e.task == task]
         if not rows:
             continue
-        sheet = contact_sheet.render(rows, tile=96, label_px=12, captions=[e.instruction or "(no instruction)" for e in rows], min_tiles=4)
+        sheet = contact_sheet.render(rows, tile=96, label_px=12, captions=[example_caption(e) for e in rows], min_tiles=4)
         jpeg = contact_sheet.to_jpeg(sheet, quality=72)
         out += [f"### {markdown.code(task)} ({tasks[task]:,} samples)", "",
                 f"![{markdown.escape(task)} examples]({markdown.data_uri(jpeg, 'image/jpeg')})", ""]

@@ -141,6 +141,7 @@ PRODUCT_ARGS = {
     "multiview": lambda src: ["--captures", src("captures"), "--per-capture", "2", "--shard-size", "1"],
     "video-pairs": lambda src: ["--videos", src("videos"), "--shard-size", "2"],
     "storyboard": lambda src: ["--videos", src("story_videos"), "--shard-size", "1"],
+    "style": lambda src: ["--num", "6", "--shard-size", "2"],
 }
 
 
@@ -167,15 +168,7 @@ def _differing(local_out: str, node: dict, cluster) -> list[str]:
     return out
 
 
-# Not bit-exact across SIMD levels yet (issue 11 items 1-2, not on main): video-pairs' optical-flow
-# scores differ in the 8th significant digit when made on the restricted node (pixels equal).
-# strict: the day the fix lands this passes, and the marker must go.
-NOT_EXACT_YET = {"video-pairs": "issue 11: motion scores depend on the SIMD level of the node that made them"}
-
-
-@pytest.mark.parametrize("product", [pytest.param(p, marks=pytest.mark.xfail(strict=True, raises=AssertionError,
-                                                                      reason=NOT_EXACT_YET[p]))
-                                     if p in NOT_EXACT_YET else p for p in PRODUCT_ARGS])
+@pytest.mark.parametrize("product", list(PRODUCT_ARGS))
 def test_every_product_on_the_cluster_gives_the_local_bytes_and_both_nodes_work(
         product, ray_cluster, ray_local, prefect_harness, prefect_api_url, sources, tmp_path):
     from datagen import products
