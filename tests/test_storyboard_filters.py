@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 
 from datagen.rng import sample_rng
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from datagen.storyboard import (
     CascadeFaceDetector,
     FaceFilter,

@@ -13,7 +13,7 @@ import skimage.data
 from datagen.images import decode, encode_png
 from datagen.rng import sample_rng
 from datagen.schema import validate
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from datagen.storyboard import (
     DiffusersGenerator,
     GenerationFailed,

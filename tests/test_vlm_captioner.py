@@ -12,7 +12,7 @@ import pytest
 from datagen.product import INPUT_FILE, Item
 from datagen.rng import sample_rng
 from datagen.schema import PLACEHOLDER, Reject, Sample, validate
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from tests import generator_stand_in
 from tests.test_multiview_capture import write_colmap_capture
 

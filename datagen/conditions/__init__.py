@@ -7,8 +7,8 @@
     make_reference_sample(img, source_id, ["canny"], [m], caption, rng, annotators=[ann.describe()])
 
 `seg_regions` is the one annotator that reads sample records (`consumes == "sample"`): it
-maps a collage's exact region masks, not pixels. `random_weights` writes random-weight
-checkpoints in the real layouts, for tests, benchmarks and dry runs without real weights.
+maps a collage's exact region masks, not pixels. Random-weight checkpoints in the real
+layouts, for tests and benchmarks, come from `datagen.testing`.
 Importing this package is cheap: controlnet_aux, transformers and torch load in `setup()`.
 The dataset product (config, plan, per-item function) is `datagen.conditions.product`.
 """
@@ -49,7 +49,6 @@ from datagen.conditions.seg_from_regions import (
     SegFromRegionsAnnotator,
     seg_map,
 )
-from datagen.conditions.weights import MissingWeightsError
 
 __all__ = [
     "ANNOTATORS",
@@ -62,7 +61,6 @@ __all__ = [
     "HEDAnnotator",
     "LineartAnnotator",
     "LineartStandardAnnotator",
-    "MissingWeightsError",
     "OpenPoseAnnotator",
     "ReferenceSource",
     "SegFromRegionsAnnotator",

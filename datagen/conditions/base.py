@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from datagen import weights as lookup
 from datagen.conditions import weights
 from datagen.images import MIN_SIDE, ImageRejected
 from datagen.portable import portable_cv
@@ -126,17 +127,17 @@ class Annotator(abc.ABC):
         return []
 
     def weights_folder(self, weights_dir: str | os.PathLike[str] | None = None) -> Path:
-        return weights.resolve_dir(weights_dir if weights_dir is not None else self.weights_dir, self.weights_layout)
+        return lookup.resolve_dir(weights_dir if weights_dir is not None else self.weights_dir, self.weights_layout)
 
     def check_weights(self, weights_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-        """Paths of the weight files, or MissingWeightsError naming the file and the folder.
+        """Paths of the weight files, or MissingWeights naming the file and the folder.
 
         Cheap (no imports, no reads): call it on the driver before any work is scheduled.
         """
         if not self.needs_weights:
             return {}
         folder = self.weights_folder(weights_dir)
-        return weights.require_files(self.name, folder, self.weight_files(), self.weights_hint)
+        return lookup.require_files(self.name, folder, self.weight_files(), self.weights_hint)
 
     def weight_digests(self) -> dict[str, str]:
         return {name: weights.file_digest(path) for name, path in self.check_weights().items()}

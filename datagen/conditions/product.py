@@ -126,7 +126,7 @@ def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str, li
 
 
 def preflight(cfg: ConditionsConfig) -> dict:
-    """The annotators, their weight files checked (MissingWeightsError names file and folder)."""
+    """The annotators, their weight files checked (MissingWeights names file and folder)."""
     annotators = make_annotators(cfg.kinds, cfg.weights)
     for ann in annotators.values():
         ann.check_weights()
