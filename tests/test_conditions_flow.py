@@ -107,7 +107,7 @@ def test_cli_missing_weights_exit_2_from_the_plan(prefect_harness, tmp_path, ima
 
 # --------------------------------------------------------------------------- sources
 def test_folder_classical_and_model_backed(prefect_harness, ray_local, image_dir, tmp_path):
-    from datagen.conditions.random_weights import write_depth_anything_dir
+    from datagen.testing.tiny_models import write_depth_anything_dir
     from flows.datasets import flow_for
 
     weights = tmp_path / "weights"

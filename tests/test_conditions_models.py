@@ -18,7 +18,7 @@ import skimage.data
 
 from datagen.conditions import make_annotator, make_reference_sample
 from datagen.conditions.base import resize_to
-from datagen.conditions.random_weights import (
+from datagen.testing.tiny_models import (
     write_annotators_dir,
     write_depth_anything_dir,
 )

@@ -60,6 +60,13 @@ def test_package_imports_only_its_layer_and_below(package):
     assert not bad, f"imports across the layering: {bad}"
 
 
+def test_only_tests_and_benchmarks_use_the_testing_builders():
+    users = [str(f.relative_to(ROOT)) for package in OURS for f in sorted((ROOT / package).rglob("*.py"))
+             if not f.is_relative_to(ROOT / "datagen" / "testing")
+             and any(m == "datagen.testing" or m.startswith("datagen.testing.") for m in _imports(f))]
+    assert users == [], f"product modules import the test-only builders: {users}"
+
+
 def test_a_leaf_module_is_allowed_by_its_whole_name_only():
     assert _outside_layer("models", {"datagen.weights", "models.dit"}) == set()
     assert _outside_layer("models", {"datagen", "datagen.images", "datagen.weights.x"}) == {

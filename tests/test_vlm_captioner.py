@@ -23,7 +23,7 @@ TOKENS = 4
 
 @pytest.fixture(scope="module")
 def vlm_dir(tmp_path_factory):
-    from datagen.scoring.tiny_models import make_tiny_qwen2_5_vl
+    from datagen.testing.tiny_models import make_tiny_qwen2_5_vl
 
     return make_tiny_qwen2_5_vl(tmp_path_factory.mktemp("qwen") / "tiny-qwen2.5-vl")
 

@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 
 from datagen.images import to_rgb
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.weights import MissingWeights, first_present, require_hf_folder
+from datagen.weights import MissingWeights, first_present, is_tiny_random, require_hf_folder
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")

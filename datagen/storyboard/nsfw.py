@@ -14,8 +14,7 @@ import numpy as np
 
 from datagen.images import to_rgb
 from datagen.schema import Reject
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.weights import require_file, require_hf_folder
+from datagen.weights import is_tiny_random, require_file, require_hf_folder
 
 UNSAFE_LABELS = {"nsfw", "porn", "hentai", "sexy", "explicit", "unsafe", "nude", "nudity"}
 
