@@ -16,7 +16,6 @@ The dataset product (config, plan, per-item function) is `datagen.conditions.pro
 from datagen.conditions.base import (
     ANNOTATORS,
     Annotator,
-    as_rgb,
     make_annotator,
     prepare_image,
     register,
@@ -64,7 +63,6 @@ __all__ = [
     "OpenPoseAnnotator",
     "ReferenceSource",
     "SegFromRegionsAnnotator",
-    "as_rgb",
     "auto_thresholds",
     "canny_map",
     "check_map",
