@@ -66,3 +66,13 @@ def test_tiny_random_marker_in_a_config_or_a_file(tmp_path):
     assert not is_tiny_random(tmp_path)
     (tmp_path / TINY_MARKER).write_text("random weights")
     assert is_tiny_random(tmp_path)
+
+
+def test_a_ray_job_reports_missing_weights_as_itself():
+    """A cluster run's plan fails like a local one: the CLI maps FileNotFoundError to exit code 2."""
+    from compute.ray_jobs import ERROR_MARK, _outcome
+
+    line = ERROR_MARK + json.dumps({"type": "MissingWeights", "message": "VLM: model folder /w does not exist"})
+    with pytest.raises(MissingWeights, match="model folder /w does not exist") as err:
+        _outcome("job-1", "FAILED", "log line\n" + line)
+    assert isinstance(err.value, FileNotFoundError)
