@@ -5,7 +5,7 @@
 (`make bench` calls `main()`, which returns the markdown table.)
 
 Classical annotators run as shipped. Model-backed ones run on random weights written in the
-real layouts (datagen.conditions.random_weights): for controlnet_aux that is the real
+real layouts (datagen.testing.tiny_models): for controlnet_aux that is the real
 architecture, so the compute is representative; Depth-Anything-V2 is measured at the real
 V2-Small size and with a tiny config (plumbing only). Random weights find no person, so the
 OpenPose row is the body network alone (hand/face stages run per detected person).
@@ -29,7 +29,7 @@ import numpy as np
 import skimage.data
 
 from datagen.conditions import make_annotator
-from datagen.conditions.random_weights import write_annotators_dir, write_depth_anything_dir
+from datagen.testing.tiny_models import write_annotators_dir, write_depth_anything_dir
 from datagen.schema import Picture, Region, Sample
 
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -7,7 +7,7 @@
 Samples are real photos (scikit-image): each has one reference and two outputs at `side` px,
 the shape of a 2-view multi-view sample or a 2-panel storyboard. Classical scorers run as
 shipped. Model-backed scorers run on TINY RANDOM WEIGHTS in the real on-disk layouts
-(datagen.scoring.tiny_models): the numbers measure our plumbing (preprocessing, prompt
+(datagen.testing.tiny_models): the numbers measure our plumbing (preprocessing, prompt
 building, batching, score extraction), not the cost of a real CLIP or Qwen2.5-VL, which is
 orders of magnitude more compute per image. Writes benchmarks/results/scorers.json and .md.
 """
@@ -68,7 +68,7 @@ def samples(n: int, side: int) -> list[Sample]:
 
 def cases(tmp: Path) -> list[tuple[str, str, Any]]:
     """(label, weights note, factory); factories build lazily so --only skips unused models."""
-    from datagen.scoring.tiny_models import make_tiny_open_clip, make_tiny_qwen2_5_vl
+    from datagen.testing.tiny_models import make_tiny_open_clip, make_tiny_qwen2_5_vl
 
     vlm = lambda: make_tiny_qwen2_5_vl(tmp / "qwen") if not (tmp / "qwen").exists() else tmp / "qwen"  # noqa: E731
     return [

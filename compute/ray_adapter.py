@@ -78,8 +78,12 @@ def ensure_ray(workers: int = 1) -> None:
     )
 
 
-def configure_data(*, verbose: bool = False) -> Any:
-    """The one place Ray Data is configured: progress bars off (callers draw their own)."""
+def configure_data(*, verbose: bool = False, preserve_order: bool | None = None) -> Any:
+    """The one place Ray Data is configured: progress bars off (callers draw their own).
+
+    `preserve_order=True`: blocks leave in plan order, whatever finishes first (training's
+    step batches); None leaves the process's setting as it is.
+    """
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
@@ -87,6 +91,8 @@ def configure_data(*, verbose: bool = False) -> Any:
     ctx.enable_operator_progress_bars = verbose
     ctx.execution_options.verbose_progress = verbose
     ctx.print_on_execution_start = verbose
+    if preserve_order is not None:
+        ctx.execution_options.preserve_order = preserve_order
     return ctx
 
 

@@ -46,9 +46,10 @@ def _errors() -> dict[str, type[BaseException]]:
     a busy dataset): the CLI maps them to exit code 2 as for a local run."""
     from datagen.store.lance_io import ConcurrentWrite
     from datagen.store.lease import DatasetBusy
+    from datagen.weights import MissingWeights
 
     return {"ValueError": ValueError, "FileNotFoundError": FileNotFoundError, "DatasetBusy": DatasetBusy,
-            "ConcurrentWrite": ConcurrentWrite}
+            "ConcurrentWrite": ConcurrentWrite, "MissingWeights": MissingWeights}
 
 
 def encode_request(request: dict[str, Any]) -> str:

@@ -184,11 +184,34 @@ def decode(data: bytes, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return arr
 
 
-def to_rgb(pixels: np.ndarray) -> np.ndarray:
-    """Drop alpha or expand grey so downstream code can assume HxWx3."""
+ALPHA_POLICIES = ("drop", "white")
+
+
+def to_rgb(pixels: np.ndarray, alpha: str = "drop") -> np.ndarray:
+    """uint8 HxW, HxWx1, HxWx3 or HxWx4 -> contiguous HxWx3, so downstream code can assume RGB.
+
+    `alpha="drop"` keeps the colour channels as stored (scorers, previews, generators);
+    `alpha="white"` composites over white, controlnet_aux's convention, so a cutout's
+    silhouette becomes an edge rather than whatever colour its transparent pixels hold.
+    Anything else raises ImageRejected("unsupported_pixels").
+    """
+    if alpha not in ALPHA_POLICIES:
+        raise ValueError(f"alpha must be one of {ALPHA_POLICIES}, not {alpha!r}")
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
+        raise ImageRejected("unsupported_pixels", f"want a uint8 array, got {kind}")
     if pixels.ndim == 2:
-        return np.repeat(pixels[:, :, None], 3, axis=2)
-    return pixels[:, :, :3]
+        pixels = pixels[:, :, None]
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+        raise ImageRejected("unsupported_pixels", f"want HxW, HxWx3 or HxWx4, got shape {pixels.shape}")
+    channels = pixels.shape[2]
+    if channels == 1:
+        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
+    if channels == 4 and alpha == "white":
+        a = pixels[:, :, 3:4].astype(np.float32) / 255.0
+        rgb = pixels[:, :, :3].astype(np.float32) * a + 255.0 * (1.0 - a)
+        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(pixels[:, :, :3])
 
 
 # --------------------------------------------------------------------------- exact resampling

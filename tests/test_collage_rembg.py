@@ -12,13 +12,10 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from datagen.collage import AssetPack, CollageSpec, check, generate, starter_pack
-from datagen.collage.rembg_cutouts import (
-    RembgModelMissing,
-    cutouts_from_folder,
-    load_model,
-)
+from datagen.collage.rembg_cutouts import cutouts_from_folder, load_model
 from datagen.rng import sample_rng
 from datagen.schema import Sample
+from datagen.weights import MissingWeights
 
 
 def _tiny_u2net(path: Path, side: int = 320) -> Path:
@@ -80,9 +77,9 @@ def test_folder_of_photos(model_dir: Path, tmp_path: Path):
 
 
 def test_missing_or_wrong_model(tmp_path: Path):
-    with pytest.raises(RembgModelMissing) as err:
+    with pytest.raises(MissingWeights) as err:
         load_model(tmp_path)
-    assert "u2net.onnx" in str(err.value) and str(tmp_path) in str(err.value)
+    assert "u2net.onnx" in str(err.value) and str(tmp_path) in str(err.value) and err.value.folder == tmp_path
     with pytest.raises(FileNotFoundError, match=r"u2netp\.onnx not found in .*nowhere"):
         load_model(tmp_path / "nowhere" / "u2netp.onnx")
     odd = _tiny_u2net(tmp_path / "odd" / "u2net.onnx", side=256)

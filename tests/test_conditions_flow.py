@@ -66,9 +66,9 @@ def test_config_resolves_kinds_and_enforces_bounds(tmp_path):
 
 
 def test_missing_weights_and_bad_sources_fail_in_the_plan(tmp_path, image_dir):
-    from datagen.conditions import MissingWeightsError
+    from datagen.weights import MissingWeights
 
-    with pytest.raises(MissingWeightsError, match="body_pose_model.pth"):
+    with pytest.raises(MissingWeights, match="body_pose_model.pth"):
         harness.plan_run("conditions", out=str(tmp_path / "o.lance"), images=str(image_dir), kinds="canny,pose",
                          weights=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="neither a Lance dataset nor a folder"):
@@ -107,7 +107,7 @@ def test_cli_missing_weights_exit_2_from_the_plan(prefect_harness, tmp_path, ima
 
 # --------------------------------------------------------------------------- sources
 def test_folder_classical_and_model_backed(prefect_harness, ray_local, image_dir, tmp_path):
-    from datagen.conditions.random_weights import write_depth_anything_dir
+    from datagen.testing.tiny_models import write_depth_anything_dir
     from flows.datasets import flow_for
 
     weights = tmp_path / "weights"

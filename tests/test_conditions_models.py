@@ -16,18 +16,15 @@ import numpy as np
 import pytest
 import skimage.data
 
-from datagen.conditions import (
-    MissingWeightsError,
-    make_annotator,
-    make_reference_sample,
-)
+from datagen.conditions import make_annotator, make_reference_sample
 from datagen.conditions.base import resize_to
-from datagen.conditions.random_weights import (
+from datagen.testing.tiny_models import (
     write_annotators_dir,
     write_depth_anything_dir,
 )
 from datagen.rng import sample_rng
 from datagen.schema import Reject
+from datagen.weights import MissingWeights
 
 IMAGES = [skimage.data.astronaut(), skimage.data.chelsea(), skimage.data.camera()]  # 512², 451x300, grey
 RES = 64  # working resolution: small, the plumbing is the same
@@ -67,20 +64,20 @@ def assert_batch_equals_single(ann, images, maps):
 def test_missing_weights_name_the_file_and_the_folder_before_any_work(tmp_path, name, missing):
     ann = make_annotator(name, weights_dir=tmp_path)
     assert ann.needs_weights
-    with pytest.raises(MissingWeightsError) as err:
+    with pytest.raises(MissingWeights) as err:
         ann.check_weights()
     assert missing in str(err.value) and str(tmp_path.resolve()) in str(err.value)
-    assert err.value.folder == tmp_path and missing in " ".join(err.value.missing)
-    with pytest.raises(MissingWeightsError):  # a flow's per-image path must not turn this into rejects
+    assert err.value.folder == tmp_path and missing in " ".join(err.value.missing) and err.value.what == name
+    with pytest.raises(MissingWeights):  # a flow's per-image path must not turn this into rejects
         ann.try_annotate(IMAGES[:1])
 
 
 def test_default_weights_folder_comes_from_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("UNIMONTAGE_WEIGHTS", str(tmp_path))
-    with pytest.raises(MissingWeightsError, match="ControlNetHED.pth") as err:
+    with pytest.raises(MissingWeights, match="ControlNetHED.pth") as err:
         make_annotator("hed").check_weights()
     assert str(tmp_path / "Annotators") in str(err.value) and "does not exist" in str(err.value)
-    with pytest.raises(MissingWeightsError, match="model.safetensors") as err:
+    with pytest.raises(MissingWeights, match="model.safetensors") as err:
         (tmp_path / "Depth-Anything-V2-Small-hf").mkdir()
         (tmp_path / "Depth-Anything-V2-Small-hf" / "config.json").write_text("{}")
         (tmp_path / "Depth-Anything-V2-Small-hf" / "preprocessor_config.json").write_text("{}")
@@ -243,5 +240,5 @@ def test_depth_anything_refuses_pickle_checkpoints(depth_dir, tmp_path):
     for name in ("config.json", "preprocessor_config.json"):
         (tmp_path / name).write_bytes((depth_dir / name).read_bytes())
     (tmp_path / "pytorch_model.bin").write_bytes(b"not looked at")
-    with pytest.raises(MissingWeightsError, match="model.safetensors"):
+    with pytest.raises(MissingWeights, match="model.safetensors"):
         make_annotator("depth_anything", weights_dir=tmp_path).setup()

@@ -25,3 +25,23 @@ def test_decode_round_trips_and_names_garbage():
     assert np.array_equal(images.decode(images.encode_png(rgb)), rgb)
     with pytest.raises(ValueError, match="do not decode"):
         images.decode(b"not an image")
+
+
+def test_to_rgb_drops_or_composites_alpha_and_names_what_it_refuses():
+    rgba = np.zeros((2, 3, 4), np.uint8)
+    rgba[..., :3] = (10, 20, 30)
+    rgba[0, 0, 3], rgba[0, 1, 3], rgba[0, 2, 3] = 255, 0, 128
+    dropped = images.to_rgb(rgba)
+    assert dropped.shape == (2, 3, 3) and dropped.flags.c_contiguous and (dropped == (10, 20, 30)).all()
+    white = images.to_rgb(rgba, alpha="white")
+    assert white[0, 0].tolist() == [10, 20, 30] and white[0, 1].tolist() == [255, 255, 255]
+    assert white[0, 2].tolist() == [132, 137, 142]  # 128/255 of the colour, the rest white, rounded
+    grey = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    for g in (grey, grey[:, :, None]):
+        assert (images.to_rgb(g) == np.repeat(grey[:, :, None], 3, axis=2)).all()
+    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 2), np.uint8), [[0]]):
+        with pytest.raises(images.ImageRejected) as err:
+            images.to_rgb(bad)
+        assert err.value.reason == "unsupported_pixels"
+    with pytest.raises(ValueError, match="alpha must be one of"):
+        images.to_rgb(grey, alpha="black")

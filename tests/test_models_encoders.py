@@ -11,6 +11,7 @@ import pytest
 import torch
 from skimage import data
 
+from datagen.weights import MissingWeights
 from models.dit import DiTConfig, UnifiedDiT
 from models.image_space import PixelSpace, VAESpace, load_image_space
 from models.packing import pack, unpack
@@ -118,8 +119,9 @@ def test_tiny_random_encoders_load_from_a_local_folder(tmp_path, family):
 
 
 def test_missing_text_encoder_files_are_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match=f"model folder {tmp_path / 'nope'} does not exist"):
+    with pytest.raises(MissingWeights, match=f"model folder {tmp_path / 'nope'} does not exist") as err:
         TextEncoder(tmp_path / "nope")
+    assert isinstance(err.value, FileNotFoundError) and err.value.folder == tmp_path / "nope"
     (tmp_path / "config.json").write_text('{"model_type": "t5"}')
     with pytest.raises(FileNotFoundError, match=f"missing weights in {tmp_path}.*model.safetensors"):
         TextEncoder(tmp_path)
@@ -182,8 +184,9 @@ def test_missing_vae_files_are_named(tmp_path):
         load_image_space(tmp_path / "vae")
     folder = tiny_vae("AutoencoderKL", tmp_path / "vae")
     (folder / "diffusion_pytorch_model.safetensors").unlink()
-    with pytest.raises(FileNotFoundError, match=f"missing weights in {folder}.*diffusion_pytorch_model.safetensors"):
+    with pytest.raises(MissingWeights, match=f"missing weights in {folder}.*diffusion_pytorch_model.safetensors") as err:
         load_image_space(folder)
+    assert err.value.missing == ["diffusion_pytorch_model.safetensors"] and err.value.folder == folder
     (folder / "diffusion_pytorch_model.safetensors").write_bytes(b"")
     (folder / "config.json").write_text('{"_class_name": "VQModel"}')
     with pytest.raises(ValueError, match="supported VAEs"):

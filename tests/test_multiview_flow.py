@@ -79,7 +79,7 @@ def test_cli_help_and_bad_values_exit_2_before_prefect_or_ray(tmp_path, captures
 
 
 def test_plan_checks_captures_and_weights(tmp_path, captures):
-    from datagen.scoring.weights import MissingWeights
+    from datagen.weights import MissingWeights
 
     spec = harness.plan_run("multiview", out=str(tmp_path / "o.lance"), captures=str(captures))
     assert [it.source.rsplit("/", 2)[-2:] for it in spec.items] == [["cat", "obj1"], ["cat", "obj2"], ["dog", "broken"]]

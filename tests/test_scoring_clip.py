@@ -11,8 +11,8 @@ open_clip = pytest.importorskip("open_clip")
 
 from datagen.schema import Picture, Sample  # noqa: E402
 from datagen.scoring import CLIPScorer, apply_scorer  # noqa: E402
-from datagen.scoring.tiny_models import make_tiny_open_clip  # noqa: E402
-from datagen.scoring.weights import MissingWeights  # noqa: E402
+from datagen.testing.tiny_models import make_tiny_open_clip  # noqa: E402
+from datagen.weights import MissingWeights  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

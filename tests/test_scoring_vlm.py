@@ -16,12 +16,12 @@ from datagen.scoring import (  # noqa: E402
     apply_scorer,
     parse_rubric,
 )
-from datagen.scoring.tiny_models import make_tiny_qwen2_5_vl  # noqa: E402
+from datagen.testing.tiny_models import make_tiny_qwen2_5_vl  # noqa: E402
 from datagen.scoring.vlm_backend import VLMBackend, sample_query  # noqa: E402
 from datagen.scoring.vlm_describe import VLMDescriber  # noqa: E402
 from datagen.scoring.vlm_rating import rating_from_logprobs  # noqa: E402
 from datagen.scoring.vlm_rubric import RubricError, rubric_scores  # noqa: E402
-from datagen.scoring.weights import MissingWeights  # noqa: E402
+from datagen.weights import MissingWeights  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 

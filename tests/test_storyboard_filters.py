@@ -6,7 +6,7 @@ import pytest
 import skimage.data
 
 from datagen.rng import sample_rng
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from datagen.storyboard import (
     CascadeFaceDetector,
     FaceFilter,
@@ -49,7 +49,7 @@ def test_detector_files_must_exist(tmp_path):
 @pytest.fixture(scope="module")
 def nsfw_dir(tmp_path_factory, torch_one_thread):
     pytest.importorskip("torch")
-    from datagen.storyboard.tiny_models import make_tiny_nsfw_classifier
+    from datagen.testing.tiny_models import make_tiny_nsfw_classifier
 
     return make_tiny_nsfw_classifier(tmp_path_factory.mktemp("nsfw") / "tiny-nsfw")
 

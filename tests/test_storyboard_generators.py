@@ -13,7 +13,7 @@ import skimage.data
 from datagen.images import decode, encode_png
 from datagen.rng import sample_rng
 from datagen.schema import validate
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from datagen.storyboard import (
     DiffusersGenerator,
     GenerationFailed,
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 @pytest.fixture(scope="module")
 def sd_dir(tmp_path_factory):
-    from datagen.storyboard.tiny_models import make_tiny_sd_pipeline
+    from datagen.testing.tiny_models import make_tiny_sd_pipeline
 
     return make_tiny_sd_pipeline(tmp_path_factory.mktemp("sd") / "tiny-sd")
 

@@ -105,7 +105,7 @@ def test_http_backend_and_leaks_become_rejects(tmp_path):
 
 def test_diffusers_stand_in(tmp_path):
     pytest.importorskip("diffusers")
-    from datagen.storyboard.tiny_models import make_tiny_sd_pipeline
+    from datagen.testing.tiny_models import make_tiny_sd_pipeline
 
     from datagen.storyboard.generators import DiffusersGenerator
 

@@ -12,7 +12,7 @@ import pytest
 from datagen.product import INPUT_FILE, Item
 from datagen.rng import sample_rng
 from datagen.schema import PLACEHOLDER, Reject, Sample, validate
-from datagen.scoring.weights import MissingWeights
+from datagen.weights import MissingWeights
 from tests import generator_stand_in
 from tests.test_multiview_capture import write_colmap_capture
 
@@ -23,7 +23,7 @@ TOKENS = 4
 
 @pytest.fixture(scope="module")
 def vlm_dir(tmp_path_factory):
-    from datagen.scoring.tiny_models import make_tiny_qwen2_5_vl
+    from datagen.testing.tiny_models import make_tiny_qwen2_5_vl
 
     return make_tiny_qwen2_5_vl(tmp_path_factory.mktemp("qwen") / "tiny-qwen2.5-vl")
 

@@ -237,10 +237,9 @@ def step_batches(plan: RunPlan, rank: int, world: int, start: int, stop: int, *,
     """
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.execution_options.preserve_order = True  # steps leave in plan order, whatever finishes first
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
+    from compute.ray_adapter import configure_data
+
+    configure_data(preserve_order=True)  # steps leave in plan order, whatever finishes first
     refs = [p.index.datasets for p in plan.plans]
     caches = [p.index.text_caches for p in plan.plans]
     specs = [list(routing_pairs) for _ in plan.plans]

@@ -128,9 +128,9 @@ def read_shapes(ref: str) -> pa.Table:
     """One pinned dataset's rows, in row-address order (= Lance `take` position order)."""
     import ray.data
 
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # one small scan: progress logs would only be noise
-    ctx.print_on_execution_start = False
+    from compute.ray_adapter import configure_data
+
+    configure_data()  # one small scan: progress logs would only be noise
     uri, version = lance_io.split_version(ref)
     fragments = len(lance_io.open_dataset(ref).get_fragments())
     # One read task per fragment: the work is one pass over the bytes, splitting it finer

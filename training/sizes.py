@@ -13,7 +13,7 @@ import math
 import cv2
 import numpy as np
 
-from datagen.conditions.base import as_rgb
+from datagen.images import to_rgb
 
 # Roles whose pixels are labels, not photographs: resampled without blending values.
 NEAREST_ROLES = frozenset({"mask", "seg", "segmentation"})
@@ -52,7 +52,7 @@ def fit_sizes(heights: np.ndarray, widths: np.ndarray, resolution: int, multiple
 def resize(pixels: np.ndarray, size: tuple[int, int], role: str = "") -> np.ndarray:
     """The whole image resampled to (H, W): area when shrinking, cubic when enlarging,
     nearest for label roles. Transparent pixels over white, as references are shown."""
-    rgb = as_rgb(pixels)
+    rgb = to_rgb(pixels, alpha="white")
     h, w = rgb.shape[:2]
     if (h, w) == tuple(size):
         return np.ascontiguousarray(rgb)

@@ -21,16 +21,13 @@ from datagen.collage.pack import Asset
 from datagen.folder_listing import list_folder
 from datagen.images import ImageRejected, load_image
 from datagen.schema import Reject
+from datagen.weights import MissingWeights, first_present
 
 # u2net-family files rembg ships; all share the 320x320 input and the processing below.
 MODEL_FILES = ("u2net.onnx", "u2netp.onnx", "silueta.onnx", "u2net_human_seg.onnx")
 INPUT_SIDE = 320
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
-
-
-class RembgModelMissing(FileNotFoundError):
-    """No model file where we looked; the message names the file and the folder."""
 
 
 @dataclass
@@ -60,13 +57,15 @@ def load_model(path: str | Path, threads: int = 1) -> RembgModel:
     """Open a .onnx file, or the first of MODEL_FILES in a folder; raise naming what is missing."""
     path = Path(path)
     if path.is_dir():
-        found = next((path / n for n in MODEL_FILES if (path / n).is_file()), None)
+        found = first_present(path, MODEL_FILES)
         if found is None:
-            raise RembgModelMissing(f"no rembg model in {path}: expected one of {', '.join(MODEL_FILES)} "
-                                    f"(e.g. {path / MODEL_FILES[0]}, from rembg's model releases)")
+            raise MissingWeights(f"no rembg model in {path}: expected one of {', '.join(MODEL_FILES)} "
+                                 f"(e.g. {path / MODEL_FILES[0]}, from rembg's model releases)",
+                                 what="rembg", missing=[" or ".join(MODEL_FILES)], folder=path)
         path = found
     elif not path.is_file():
-        raise RembgModelMissing(f"rembg model file {path.name} not found in {path.parent}")
+        raise MissingWeights(f"rembg model file {path.name} not found in {path.parent}", what="rembg",
+                             missing=[path.name], folder=path.parent)
     import onnxruntime as ort  # heavy; only for this source of cutouts
 
     opts = ort.SessionOptions()

@@ -7,8 +7,8 @@
     make_reference_sample(img, source_id, ["canny"], [m], caption, rng, annotators=[ann.describe()])
 
 `seg_regions` is the one annotator that reads sample records (`consumes == "sample"`): it
-maps a collage's exact region masks, not pixels. `random_weights` writes random-weight
-checkpoints in the real layouts, for tests, benchmarks and dry runs without real weights.
+maps a collage's exact region masks, not pixels. Random-weight checkpoints in the real
+layouts, for tests and benchmarks, come from `datagen.testing`.
 Importing this package is cheap: controlnet_aux, transformers and torch load in `setup()`.
 The dataset product (config, plan, per-item function) is `datagen.conditions.product`.
 """
@@ -16,7 +16,6 @@ The dataset product (config, plan, per-item function) is `datagen.conditions.pro
 from datagen.conditions.base import (
     ANNOTATORS,
     Annotator,
-    as_rgb,
     make_annotator,
     prepare_image,
     register,
@@ -49,7 +48,6 @@ from datagen.conditions.seg_from_regions import (
     SegFromRegionsAnnotator,
     seg_map,
 )
-from datagen.conditions.weights import MissingWeightsError
 
 __all__ = [
     "ANNOTATORS",
@@ -62,11 +60,9 @@ __all__ = [
     "HEDAnnotator",
     "LineartAnnotator",
     "LineartStandardAnnotator",
-    "MissingWeightsError",
     "OpenPoseAnnotator",
     "ReferenceSource",
     "SegFromRegionsAnnotator",
-    "as_rgb",
     "auto_thresholds",
     "canny_map",
     "check_map",

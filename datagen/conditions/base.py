@@ -23,8 +23,9 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
+from datagen import weights as lookup
 from datagen.conditions import weights
-from datagen.images import MIN_SIDE, ImageRejected
+from datagen.images import MIN_SIDE, ImageRejected, to_rgb
 from datagen.portable import portable_cv
 
 # Panoramas beyond this make detectors that resize the short side to 512 allocate huge
@@ -33,36 +34,13 @@ MAX_ASPECT = 8.0
 
 
 # --------------------------------------------------------------------------- input normalisation
-def as_rgb(pixels: np.ndarray) -> np.ndarray:
-    """uint8 HxW, HxWx1, HxWx3 or HxWx4 -> contiguous HxWx3; alpha is composited over white.
-
-    White matches controlnet_aux's convention, so a cutout's silhouette becomes an edge
-    rather than whatever colour its transparent pixels happen to hold.
-    """
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        kind = pixels.dtype if isinstance(pixels, np.ndarray) else type(pixels).__name__
-        raise ImageRejected("unsupported_pixels", f"want a uint8 array, got {kind}")
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, None]
-    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
-        raise ImageRejected("unsupported_pixels", f"want HxW, HxWx3 or HxWx4, got shape {pixels.shape}")
-    channels = pixels.shape[2]
-    if channels == 1:
-        return np.ascontiguousarray(np.repeat(pixels, 3, axis=2))
-    if channels == 4:
-        alpha = pixels[:, :, 3:4].astype(np.float32) / 255.0
-        rgb = pixels[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)
-        return np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(pixels)
-
-
 def prepare_image(pixels: np.ndarray, max_side: int | None = None) -> np.ndarray:
     """The RGB image an annotator sees (and a reference sample stores as its target).
 
     Raises ImageRejected for images no annotator can use; shrinks images whose long side
     exceeds `max_side` (area interpolation, aspect kept) when one is given.
     """
-    rgb = as_rgb(pixels)
+    rgb = to_rgb(pixels, alpha="white")
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE:
         raise ImageRejected("too_small", f"{w}x{h} is below {MIN_SIDE}px on a side")
@@ -126,17 +104,17 @@ class Annotator(abc.ABC):
         return []
 
     def weights_folder(self, weights_dir: str | os.PathLike[str] | None = None) -> Path:
-        return weights.resolve_dir(weights_dir if weights_dir is not None else self.weights_dir, self.weights_layout)
+        return lookup.resolve_dir(weights_dir if weights_dir is not None else self.weights_dir, self.weights_layout)
 
     def check_weights(self, weights_dir: str | os.PathLike[str] | None = None) -> dict[str, Path]:
-        """Paths of the weight files, or MissingWeightsError naming the file and the folder.
+        """Paths of the weight files, or MissingWeights naming the file and the folder.
 
         Cheap (no imports, no reads): call it on the driver before any work is scheduled.
         """
         if not self.needs_weights:
             return {}
         folder = self.weights_folder(weights_dir)
-        return weights.require_files(self.name, folder, self.weight_files(), self.weights_hint)
+        return lookup.require_files(self.name, folder, self.weight_files(), self.weights_hint)
 
     def weight_digests(self) -> dict[str, str]:
         return {name: weights.file_digest(path) for name, path in self.check_weights().items()}

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from datagen.conditions.base import ANNOTATORS, Annotator, as_rgb, make_annotator
+from datagen.conditions.base import ANNOTATORS, Annotator, make_annotator
 from datagen.conditions.reference import (
     ReferenceSource,
     make_reference_sample,
@@ -28,7 +28,7 @@ from datagen.conditions.reference import (
     source_from_sample,
 )
 from datagen.conditions.seg_from_regions import seg_map
-from datagen.images import ImageRejected
+from datagen.images import ImageRejected, to_rgb
 from datagen.params import ProductConfig, param
 from datagen.product import INPUT_FILE, INPUT_ROW, Item, ItemRange, Plan, Product
 from datagen.schema import Reject, from_row
@@ -126,7 +126,7 @@ def _plan_folder(images: str) -> tuple[list[Item], list[dict[str, Any]], str, li
 
 
 def preflight(cfg: ConditionsConfig) -> dict:
-    """The annotators, their weight files checked (MissingWeightsError names file and folder)."""
+    """The annotators, their weight files checked (MissingWeights names file and folder)."""
     annotators = make_annotators(cfg.kinds, cfg.weights)
     for ann in annotators.values():
         ann.check_weights()
@@ -186,7 +186,7 @@ class ConditionsItems:
             if ann.consumes == "sample":  # seg from exact regions: only sources segmented by them
                 maps[name] = {k: _seg_or_reject(src) for k, src in good.items() if segmented[k] and src.regions}
                 continue
-            results = ann.try_annotate([as_rgb(src.image) for src in good.values()])
+            results = ann.try_annotate([to_rgb(src.image, alpha="white") for src in good.values()])
             maps[name] = dict(zip(good, results))
         return maps
 

@@ -1,10 +1,10 @@
-"""Finding local annotator weights, and loading them without executing untrusted code.
+"""Annotator weights: their layout, their digests, and loading them without executing untrusted code.
 
-No machine reaches a model hub, so every model-backed annotator names the files it needs
-in a local folder and fails with `MissingWeightsError` *before* any work starts when one is
-absent. The folder is the annotator's `weights_dir` argument, else `$UNIMONTAGE_WEIGHTS/<layout>`
-(`Annotators` for the lllyasviel/Annotators files controlnet_aux uses, the HF repo name for
-transformers models), else `./weights/<layout>`.
+Every model-backed annotator names the files it needs in a local folder and fails with
+`datagen.weights.MissingWeights` *before* any work starts when one is absent. The folder is
+the annotator's `weights_dir` argument, else `$UNIMONTAGE_WEIGHTS/<layout>` (`Annotators` for
+the lllyasviel/Annotators files controlnet_aux uses, the HF repo name for transformers
+models), else `./weights/<layout>` (the lookup lives in `datagen.weights`).
 """
 
 from __future__ import annotations
@@ -12,60 +12,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import os
 import threading
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
-WEIGHTS_ENV = "UNIMONTAGE_WEIGHTS"
 ANNOTATORS_LAYOUT = "Annotators"  # https://huggingface.co/lllyasviel/Annotators
 ANNOTATORS_HINT = "download the files from the lllyasviel/Annotators repository (Hugging Face hub) into that folder"
-
-
-class MissingWeightsError(FileNotFoundError):
-    """A weight file an annotator needs is not in the folder it was looked for in."""
-
-    def __init__(self, annotator: str, missing: Sequence[str], folder: Path, hint: str = ""):
-        self.annotator = annotator
-        self.missing = list(missing)
-        self.folder = Path(folder)
-        names = ", ".join(self.missing)
-        where = f"{self.folder.resolve()}" + ("" if self.folder.is_dir() else " (the folder does not exist)")
-        message = f"{annotator} needs {names}, not found in {where}"
-        if hint:
-            message += f"; {hint}"
-        super().__init__(message)
-
-
-def default_weights_dir(layout: str) -> Path:
-    root = os.environ.get(WEIGHTS_ENV)
-    return (Path(root) if root else Path("weights")) / layout
-
-
-def resolve_dir(weights_dir: str | os.PathLike[str] | None, layout: str) -> Path:
-    return Path(weights_dir) if weights_dir is not None else default_weights_dir(layout)
-
-
-def require_files(
-    annotator: str, folder: Path, files: Sequence[str | tuple[str, ...]], hint: str = ""
-) -> dict[str, Path]:
-    """Paths of `files` inside `folder`, or MissingWeightsError naming every absent one.
-
-    A tuple entry means "any one of these" (e.g. model.safetensors or pytorch_model.bin);
-    the key of a tuple entry is its first name.
-    """
-    found: dict[str, Path] = {}
-    missing: list[str] = []
-    for entry in files:
-        options = (entry,) if isinstance(entry, str) else tuple(entry)
-        hit = next((folder / name for name in options if (folder / name).is_file()), None)
-        if hit is None:
-            missing.append(" or ".join(options))
-        else:
-            found[options[0]] = hit
-    if missing:
-        raise MissingWeightsError(annotator, missing, folder, hint)
-    return found
 
 
 @functools.lru_cache(maxsize=64)

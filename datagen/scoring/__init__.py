@@ -19,7 +19,6 @@ from datagen.scoring.quality import ExposureScorer, SharpnessScorer, exposure, s
 from datagen.scoring.threshold import ThresholdFilter
 from datagen.scoring.vlm_rating import VLMRatingScorer
 from datagen.scoring.vlm_rubric import VLMRubricScorer, parse_rubric
-from datagen.scoring.weights import MissingWeights
 
 CLASSICAL = (SharpnessScorer, ExposureScorer, GeometricConsistencyScorer, ConsistencyScorer, DiversityScorer)
 
@@ -30,7 +29,6 @@ __all__ = [
     "DiversityScorer",
     "ExposureScorer",
     "GeometricConsistencyScorer",
-    "MissingWeights",
     "Scorer",
     "SharpnessScorer",
     "ThresholdFilter",

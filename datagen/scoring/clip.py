@@ -23,8 +23,7 @@ import numpy as np
 from datagen.images import to_rgb
 from datagen.schema import PLACEHOLDER, Sample
 from datagen.scoring.base import Scorer, ScoreResult
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.scoring.weights import MissingWeights, require_any, require_file
+from datagen.weights import MissingWeights, is_tiny_random, require_any, require_file
 
 CHECKPOINT_NAMES = [
     "open_clip_model.safetensors",

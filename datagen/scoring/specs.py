@@ -37,7 +37,7 @@ def parse(spec: str | list[str] | None) -> list[tuple[str, str | None]]:
 
 def check_weights(specs: list[tuple[str, str | None]]) -> None:
     """Raise MissingWeights naming the file and folder before any work starts."""
-    from datagen.scoring.weights import (
+    from datagen.weights import (
         require_any,
         require_dir,
         require_file,

@@ -20,8 +20,7 @@ import cv2
 import numpy as np
 
 from datagen.images import to_rgb
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.scoring.weights import MissingWeights, require_hf_folder
+from datagen.weights import MissingWeights, first_present, is_tiny_random, require_hf_folder
 
 PROCESSOR_FILES = ("processor_config.json", "preprocessor_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
@@ -57,8 +56,9 @@ class VLMBackend:
         what = "VLM (image-text-to-text model)"
         require_hf_folder(self.model_dir, what)
         for group in (PROCESSOR_FILES, TOKENIZER_FILES):
-            if not any((self.model_dir / f).is_file() for f in group):
-                raise MissingWeights(f"{what}: none of {list(group)} found in folder {self.model_dir}")
+            if first_present(self.model_dir, group) is None:
+                raise MissingWeights(f"{what}: none of {list(group)} found in folder {self.model_dir}", what=what,
+                                     missing=[" or ".join(group)], folder=self.model_dir)
 
     def load(self) -> None:
         if self.model is not None:

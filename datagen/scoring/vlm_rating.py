@@ -18,7 +18,7 @@ import numpy as np
 from datagen.prompts import load_prompt
 from datagen.schema import Sample
 from datagen.scoring.base import Scorer, ScoreResult
-from datagen.scoring.tiny_models import is_tiny_random
+from datagen.weights import is_tiny_random
 from datagen.scoring.vlm_backend import VLMBackend, sample_query
 
 

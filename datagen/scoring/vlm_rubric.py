@@ -20,7 +20,7 @@ from datagen.prompts import load_prompt
 from datagen.rejection import Rejected
 from datagen.schema import PLACEHOLDER, Sample
 from datagen.scoring.base import Scorer, ScoreResult
-from datagen.scoring.tiny_models import is_tiny_random
+from datagen.weights import is_tiny_random
 from datagen.scoring.vlm_backend import VLMBackend, sample_query
 
 _FENCE = re.compile(r"^```(?:json)?\s*\n?(.*?)\n?```$", re.DOTALL)

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from datagen.schema import Reject
-from datagen.scoring.weights import require_file
+from datagen.weights import require_file
 
 
 @dataclass(frozen=True)

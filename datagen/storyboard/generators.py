@@ -29,8 +29,7 @@ from datagen.backends import http_client
 from datagen.backends.urls import redact, refuse_credentials
 from datagen.images import ImageRejected, encode_png, load_image, to_rgb
 from datagen.rejection import Rejected
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.scoring.weights import require_dir, require_file
+from datagen.weights import is_tiny_random, require_dir, require_file
 
 
 class GenerationFailed(Rejected, RuntimeError):

@@ -14,8 +14,7 @@ import numpy as np
 
 from datagen.images import to_rgb
 from datagen.schema import Reject
-from datagen.scoring.tiny_models import is_tiny_random
-from datagen.scoring.weights import MissingWeights, require_hf_folder
+from datagen.weights import is_tiny_random, require_file, require_hf_folder
 
 UNSAFE_LABELS = {"nsfw", "porn", "hentai", "sexy", "explicit", "unsafe", "nude", "nudity"}
 
@@ -44,8 +43,7 @@ class NSFWFilter:
         if self.model is not None:
             return
         require_hf_folder(self.model_dir, "NSFW classifier")
-        if not (self.model_dir / "preprocessor_config.json").is_file():
-            raise MissingWeights(f"NSFW classifier: missing file preprocessor_config.json in folder {self.model_dir}")
+        require_file(self.model_dir / "preprocessor_config.json", "NSFW classifier")
         from transformers import AutoImageProcessor, AutoModelForImageClassification
 
         self.processor = AutoImageProcessor.from_pretrained(self.model_dir, local_files_only=True)

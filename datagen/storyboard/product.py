@@ -32,7 +32,7 @@ def preflight(cfg: StoryboardConfig) -> None:
     """Model folders are checked on the driver, before any work."""
     specs.check_weights(specs.parse(cfg.scorers))
     if cfg.nsfw:
-        from datagen.scoring.weights import require_hf_folder
+        from datagen.weights import require_hf_folder
 
         require_hf_folder(cfg.nsfw, "NSFW classifier")
     if cfg.captioner:

@@ -28,7 +28,7 @@ def preflight(cfg: StyleConfig) -> None:
     """Model folders are checked on the driver, before any work."""
     specs.check_weights(specs.parse(cfg.scorers))
     if cfg.generator.startswith("diffusers:"):
-        from datagen.scoring.weights import require_dir, require_file
+        from datagen.weights import require_dir, require_file
 
         folder = require_dir(cfg.generator[len("diffusers:"):], "diffusers pipeline")
         require_file(folder / "model_index.json", "diffusers pipeline", "save the pipeline with save_pretrained()")
