@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,26 @@ def check_init_from(uri: str) -> None:
     if lance_io.read_text(f"{lance_io.normalise_uri(uri)}/config.json") is None:
         raise FileNotFoundError(f"init_from: missing config.json in checkpoint folder {uri}")
     checkpointing.verify(uri, required=False)
+
+
+RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of the checkpoints it committed
+
+
+def check_resume_point(run_dir: str) -> str | None:
+    """The checkpoint Ray Train will resume from (the newest it committed) must match its lineage
+    node: a corrupted or cut one is refused here, before any worker starts, naming the file."""
+    snapshot = lance_io.read_text(f"{run_dir}/{RAY_SNAPSHOT}")
+    names = sorted(set(re.findall(r"checkpoint_\d+", snapshot or "")))
+    if not names:
+        return None
+    folder = f"{run_dir}/{names[-1]}"
+    try:
+        checkpointing.verify(folder)
+    except checkpointing.CheckpointError as exc:
+        raise checkpointing.CheckpointError(
+            f"cannot resume {run_dir}: {exc}. Start a new run (--set name=NEW) with --set init_from=<an earlier "
+            "checkpoint that `unimontage lineage CKPT --verify` accepts>") from None
+    return folder
 
 
 def run_name(cfg: TrainConfig, datasets: list[str]) -> str:
@@ -213,6 +234,7 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
     run_dir = f"{storage}/{name}"
     fingerprint = plan.fingerprint()
 
+    check_resume_point(run_dir)
     node = lineage.read_node(run_dir)
     if node and node.get("config_hash") != pinned.hash:
         raise ValueError(f"{run_dir} holds a run with another config ({node.get('config_hash', '')[:12]}); "
