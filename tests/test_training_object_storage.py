@@ -50,7 +50,9 @@ def inputs(ray_local, tmp_path_factory):
 
 def _env(s3) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
-    return env | s3.env() | {"TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT)}
+    # patience for a machine shared with other work: node start-up waits (as tests/local_cluster.py)
+    return env | s3.env() | {"TQDM_DISABLE": "1", "PYTHONPATH": str(ROOT), "RAY_raylet_start_wait_time_s": "120",
+                             "RAY_agent_register_timeout_ms": "120000"}
 
 
 def _start(config: dict, out: str, env: dict[str, str]) -> subprocess.Popen:

@@ -267,12 +267,42 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
         error = str(result.error) if result.error else None
     except Exception as exc:  # TrainingFailedError after max_failures: record, then re-raise
         error = f"{type(exc).__name__}: {exc}"
-        _finish(node, run_dir, "failed", error)
+        gone = unreadable_datasets(prep.datasets)
+        _finish(node, run_dir, "failed", "; ".join(gone + [error]))
+        if gone:
+            raise RuntimeError(f"training run {run_dir} failed: {'; '.join(gone)}") from exc
         raise
-    res = _finish(node, run_dir, "failed" if error else "finished", error)
+    gone = unreadable_datasets(prep.datasets) if error else []
+    res = _finish(node, run_dir, "failed" if error else "finished", "; ".join(gone + [error]) if error else None)
     if error:
-        raise RuntimeError(f"training run {run_dir} failed: {error}")
+        raise RuntimeError(f"training run {run_dir} failed: {'; '.join(gone + [error])}")
     return res
+
+
+def _missing_data_files(ds) -> list[str]:
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(ds.uri if "://" in ds.uri else lance_io.normalise_uri(ds.uri))
+    return [f"missing data file {d.path}" for frag in ds.get_fragments() for d in frag.data_files()
+            if fs.get_file_info(f"{root}/data/{d.path}").type != pafs.FileType.File]
+
+
+def unreadable_datasets(refs: list[str]) -> list[str]:
+    """Why a pinned dataset version can no longer be read, one sentence each (none: all readable).
+
+    A run reads exactly the versions it pinned; compaction only adds a version, but removing old
+    versions (Lance `cleanup_old_versions`) while a run reads one takes its rows away mid-run."""
+    out = []
+    for ref in refs:
+        try:
+            missing = _missing_data_files(lance_io.open_dataset(ref))
+        except Exception as exc:  # any failure to open is the answer, not a new error
+            missing = [f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"]
+        if missing:
+            out.append(f"dataset version {ref}, which this run pinned, is no longer readable ({missing[0]}): its "
+                       "files were removed while the run read them (e.g. Lance cleanup_old_versions after a "
+                       "compaction). Keep a version until the runs that pin it end; re-run to pin the current one")
+    return out
 
 
 def _finish(node: dict[str, Any], run_dir: str, status: str, error: str | None) -> TrainResult:
