@@ -149,11 +149,20 @@ def crash_trials(folder: Path, n_items: int = 64, crash_every: int = 16) -> dict
 
 # --------------------------------------------------------------------------- training faults
 def training_inputs(folder: Path) -> dict[str, Any]:
-    """A 24-row photo dataset in 3 fragments (so compaction rewrites it), a tiny text encoder and
-    a tiny 1-worker config that checkpoints every 2 of 8 steps."""
+    """A 24-row photo dataset whose latest version is 6 fragments (as many small shards leave it,
+    so compaction rewrites it), a tiny text encoder and a tiny 1-worker config that checkpoints
+    every 2 of 8 steps."""
+    import lance
+
+    from datagen.store import lance_io
     from tests.test_training_support import TEST_MODEL, make_photo_dataset, make_text_encoder
 
-    ref = make_photo_dataset(folder / "photos.lance", num=24, seed=4, tasks=["t2i.photo", "edit.remove"])
+    uri = lance_io.split_version(make_photo_dataset(folder / "photos.lance", num=24, seed=4,
+                                                    tasks=["t2i.photo", "edit.remove"]))[0]
+    ds = lance.dataset(uri)
+    table = ds.to_table()
+    frags = [f for lo in range(0, table.num_rows, 4) for f in lance_io.write_uncommitted(table.slice(lo, 4), uri, ds.schema)]
+    ref = f"{uri}@{lance_io.commit(uri, ds.schema, frags, lance_io.read_lineage(ds)).version}"
     config = {"model_overrides": TEST_MODEL, "text_encoder": str(make_text_encoder(folder / "te")), "datasets": [ref],
               "batch_size": 4, "batch_tokens": 512, "num_workers": 1, "cpus_per_worker": 1, "data_tasks": 1,
               "prefetch_steps": 1, "max_steps": 8, "checkpoint_every": 2, "log_every": 1, "seed": 5,

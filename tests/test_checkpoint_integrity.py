@@ -157,3 +157,25 @@ def test_optimizer_state_is_never_unpickled_as_code(run, tmp_path):
     with pytest.raises(pickle.UnpicklingError):
         _restore(run["newer"], run["cfg"])
     assert not marker.exists()
+
+
+# --------------------------------------------------------------------------- chaos (benchmarks/chaos.py, fast)
+@pytest.mark.timeout(600)
+def test_compaction_during_training_and_damaged_checkpoints_of_the_run(ray_local, tmp_path):
+    """A real run (tiny model, 8 steps) whose dataset is compacted after its first checkpoint: it
+    finishes on the version it pinned with no decode error; then every kind of damage to its
+    checkpoints is refused or skipped by every load path, never loaded."""
+    from benchmarks import chaos
+
+    inputs = chaos.training_inputs(tmp_path)
+    run = chaos.compaction_during_training(tmp_path, inputs)
+    assert run["finished"] and run["step"] == 8 and run["decode_errors"] == 0, run
+    assert run["fragments"][0] > run["fragments"][1] and run["during"], run  # compacted while it trained
+    assert run["ok"]
+
+    trials = chaos.corrupted_checkpoint_trials(run["run_dir"], tmp_path / "corrupt", n=4)
+    assert [t["fault"] for t in trials] == list(chaos.CHECKPOINT_FAULTS)
+    for t in trials:
+        assert t["silent"] == 0 and t["verify_flagged"] and t["direct"].startswith("refused"), t
+        if t["latest"]:
+            assert t["resume"] == "refused" and t["run"] != "latest", t
