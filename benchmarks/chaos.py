@@ -202,12 +202,13 @@ def compaction_during_training(folder: Path, inputs: dict[str, Any], *, remove_o
             time.sleep(0.05)
         run_dir = next(out.glob("*/checkpoint_*/lineage.json")).parent.parent
         seen["steps_before"] = len(read_history(str(run_dir)))
-        before = lance.dataset(uri)
-        before.optimize.compact_files()
+        ds = lance.dataset(uri)
+        before = len(ds.get_fragments())
+        ds.optimize.compact_files()  # moves `ds` to the new version
         if remove_old:
             lance.dataset(uri).cleanup_old_versions(older_than=datetime.timedelta(0), delete_unverified=True)
         after = lance.dataset(uri)
-        seen.update(fragments=[len(before.get_fragments()), len(after.get_fragments())], version=after.version,
+        seen.update(fragments=[before, len(after.get_fragments())], version=after.version,
                     steps_after=len(read_history(str(run_dir))))
 
     worker = threading.Thread(target=compact, daemon=True)

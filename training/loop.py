@@ -112,7 +112,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if checkpoint:
         with checkpoint.as_directory() as folder:
             state = checkpointing.restore(folder, model, optimizer, fingerprint)
-        start, history, resumed_from = state.next_step, state.history, checkpoint.path
+        # Ray's path drops the URI scheme on object storage: name it as the run's lineage does
+        start, history = state.next_step, state.history
+        resumed_from = f"{run_dir.rstrip('/')}/{checkpoint.path.rstrip('/').rsplit('/', 1)[-1]}"
     # Which parameters a step uses depends on its batch (e.g. input-only paths sit idle when
     # a text-to-image batch has no inputs), so DDP must look for unused ones every step.
     ddp = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
