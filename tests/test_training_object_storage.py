@@ -129,6 +129,7 @@ def test_a_run_on_s3_killed_mid_run_resumes_there_to_the_same_weights(inputs, s3
         time.sleep(0.1)
     assert proc.poll() is None, f"the run ended before the kill: {proc.communicate()[1][-3000:]}"
     _kill_group(proc)
+    time.sleep(2)  # requests the dead driver's uploads had in flight land (a later checkpoint may complete)
     killed_at = job.list_checkpoints(run_dir)
     assert killed_at and killed_at[-1] < f"{run_dir}/checkpoint_{STEPS:08d}", killed_at
     # an upload cut short (files in any order, no lineage node yet) is never a checkpoint
