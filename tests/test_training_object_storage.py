@@ -85,10 +85,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def _committed(run_dir: str, step: int) -> bool:
-    """Ray Train's own record of committed checkpoints names the one of `step`."""
-    from datagen.store import lance_io
+    """Ray Train's own record names the checkpoint of `step` (or a later one) as the one to resume from."""
+    from training.job import ray_latest_checkpoint
 
-    return f"checkpoint_{step:08d}" in (lance_io.read_text(f"{run_dir}/checkpoint_manager_snapshot.json") or "")
+    return (ray_latest_checkpoint(run_dir) or "") >= f"checkpoint_{step:08d}"
 
 
 @pytest.fixture
@@ -131,6 +131,7 @@ def test_a_run_on_s3_killed_mid_run_resumes_there_to_the_same_weights(inputs, s3
     _kill_group(proc)
     time.sleep(2)  # requests the dead driver's uploads had in flight land (a later checkpoint may complete)
     killed_at = job.list_checkpoints(run_dir)
+    assert f"{run_dir}/{job.ray_latest_checkpoint(run_dir)}" in killed_at, (job.ray_latest_checkpoint(run_dir), killed_at)
     assert killed_at and killed_at[-1] < f"{run_dir}/checkpoint_{STEPS:08d}", killed_at
     # an upload cut short (files in any order, no lineage node yet) is never a checkpoint
     partial = f"{run_dir}/checkpoint_{STEPS - 1:08d}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,14 +118,24 @@ def check_init_from(uri: str) -> None:
 RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of the checkpoints it committed
 
 
+def ray_latest_checkpoint(run_dir: str) -> str | None:
+    """The folder name of the checkpoint Ray Train resumes `run_dir` from (its snapshot's latest
+    committed one; checkpoints still pending validation are not it), or None."""
+    text = lance_io.read_text(f"{run_dir}/{RAY_SNAPSHOT}")
+    try:
+        latest = (json.loads(text) if text else {}).get("latest_checkpoint_result") or {}
+    except json.JSONDecodeError:
+        return None  # Ray reads its own snapshot and says what is wrong with it
+    return latest.get("checkpoint_dir_name")
+
+
 def check_resume_point(run_dir: str) -> str | None:
     """The checkpoint Ray Train will resume from (the newest it committed) must match its lineage
     node: a corrupted or cut one is refused here, before any worker starts, naming the file."""
-    snapshot = lance_io.read_text(f"{run_dir}/{RAY_SNAPSHOT}")
-    names = sorted(set(re.findall(r"checkpoint_\d+", snapshot or "")))
-    if not names:
+    name = ray_latest_checkpoint(run_dir)
+    if not name:
         return None
-    folder = f"{run_dir}/{names[-1]}"
+    folder = f"{run_dir}/{name}"
     try:
         checkpointing.verify(folder)
     except checkpointing.CheckpointError as exc:
