@@ -157,7 +157,8 @@ def lineage_cmd(
                             "(Graphviz source)."),
     as_json: bool = typer.Option(False, "--json", help="Same as --format json."),
     out: Optional[Path] = typer.Option(None, "--out", help="Write to this file (needed for png) instead of stdout."),
-    verify: bool = typer.Option(False, "--verify", help="Recompute the dataset's content hash from its rows."),
+    verify: bool = typer.Option(False, "--verify", help="Recompute the dataset's content hash from its rows, or "
+                                "re-hash a checkpoint's files against its lineage."),
 ) -> None:
     """The lineage graph back to flow runs and sources: as text, JSON or a picture."""
     from datagen.report import lineage_picture
@@ -185,9 +186,11 @@ def lineage_cmd(
     else:
         typer.echo(rendered)
     if verify:
-        res = lineage.verify_dataset(ref)
+        res = lineage.verify(ref)
         typer.echo(json.dumps(res, indent=1))
         if not res["ok"]:
+            if res.get("error"):
+                typer.secho(f"error: {res['error']}", fg=typer.colors.RED, err=True)
             raise typer.Exit(1)
 
 

@@ -46,8 +46,12 @@ def train(
             from training.job import run_training
 
             summary = run_training(cfg, out=out).summary()
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # bad config, missing input, a corrupted checkpoint
         fail(str(exc))
+    except RuntimeError as exc:  # the run failed; its node records why, the message says it in a line
+        if not str(exc).startswith("training run "):
+            raise
+        fail(str(exc).splitlines()[0][:2000])
     typer.echo(json.dumps(summary, indent=1, default=str))
     if summary.get("checkpoint"):
         typer.echo(f"lineage: unimontage lineage {summary['checkpoint']}", err=True)

@@ -213,3 +213,31 @@ def test_a_bad_input_submitted_through_the_jobs_api_fails_clearly(ray_cluster, p
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
     assert errors and str(missing) in errors[-1], res.stderr[-3000:]
     assert "as a Ray job on http://127.0.0.1:" in res.stderr  # it went through the Jobs API
+
+
+# --------------------------------------------------------------------------- training
+TRAIN = """
+import json, sys
+from training.config import TrainConfig
+from training.job import run_training
+res = run_training(TrainConfig.from_dict(json.loads(sys.argv[1])), out=sys.argv[2])
+print(json.dumps(res.summary(), default=str))
+"""
+
+
+def test_a_training_run_on_the_cluster_checkpoints_into_the_bucket(ray_cluster, ray_local, s3_server, tmp_path):
+    """Ray Train through RAY_ADDRESS: 2 workers on the two-node cluster, checkpoints on object storage.
+    (Weights are not compared with a local run: node2's baseline kernels round matmuls differently.)"""
+    from tests.test_training_support import TEST_MODEL, make_photo_dataset, make_text_encoder
+
+    ref = make_photo_dataset(tmp_path / "photos.lance", num=8, seed=2, tasks=["t2i.photo"])
+    config = {"model_overrides": TEST_MODEL, "text_encoder": str(make_text_encoder(tmp_path / "te")),
+              "datasets": [ref], "batch_size": 4, "batch_tokens": 512, "num_workers": 2, "cpus_per_worker": 0.5,
+              "data_tasks": 1, "max_steps": 2, "checkpoint_every": 2, "log_every": 1, "seed": 3}
+    bucket = s3_server.create_bucket("unimontage-cluster-train")
+    res = run_py(TRAIN.replace("sys.argv[1]", repr(json.dumps(config))).replace("sys.argv[2]", repr(f"{bucket}/runs")),
+                 ray_cluster.env(TQDM_DISABLE="1"), timeout=600)
+    assert res["step"] == 2 and res["checkpoint"] == f"{bucket}/runs/{res['name']}/checkpoint_00000002"
+    assert res["attempts"] == [["start", 0]]
+    keys = s3_server.keys("unimontage-cluster-train", f"runs/{res['name']}/checkpoint_00000002/")
+    assert {k.rsplit("/", 1)[1] for k in keys} >= {"model.safetensors", "optimizer.pt", "lineage.json"}

@@ -4,7 +4,16 @@
     <checkpoint>/model.safetensors   weights
     <checkpoint>/optimizer.pt        optimizer state (read back with weights_only=True)
     <checkpoint>/train_state.json    next step, data position, train config, RNG state, metric history
-    <checkpoint>/lineage.json        the checkpoint's lineage node (training/lineage.py)
+    <checkpoint>/lineage.json        the checkpoint's lineage node (training/lineage.py), written last:
+                                     it records the bytes and sha256 of every other file (`files`,
+                                     and `weights_sha256`), so it is the folder's completion marker
+
+Integrity: every load (resume, init_from, sampling) re-hashes the files against the node and
+refuses a mismatch with an error naming the file (`CheckpointError`), and a folder whose files
+are missing or shorter than recorded (a writer killed mid-save, a partial copy by Ray to object
+storage, which uploads files in any order) is never listed as a run's checkpoint
+(`datagen.store.lineage.checkpoint_complete`). Checkpoints on object storage are copied to a
+local temporary folder before loading.
 
 The data position is the next step: batches are a pure function of the step (see
 training/mixing.py), and so is the stage a step belongs to (training/stages.py), so nothing
@@ -15,12 +24,17 @@ the schedule's fingerprint; resuming under a different schedule is refused.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
+
+from training.lineage import RUN_FILE as NODE_FILE
+from training.lineage import write_node
 
 STATE_FILE = "train_state.json"
 STATE_FORMAT = "unimontage.train_state"
@@ -52,12 +66,59 @@ def save(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.Opti
            "rng": {"scheme": RNG_SCHEME, "torch": state.torch_rng}, "history": state.history}
     (folder / STATE_FILE).write_text(json.dumps(doc))
     from datagen.store.lineage import file_hash
-    from training.lineage import write_node
 
-    # The weights' hash ties the lineage node to these exact bytes.
-    lineage = lineage | {"weights_sha256": file_hash(folder / WEIGHTS_FILE)}
-    write_node(str(folder), lineage)
+    # The node ties the checkpoint to these exact bytes; written last, it marks the folder complete.
+    files = {p.name: {"bytes": p.stat().st_size, "sha256": file_hash(p)} for p in sorted(folder.iterdir())
+             if p.is_file() and p.name != NODE_FILE}
+    write_node(str(folder), lineage | {"files": files, "weights_sha256": files[WEIGHTS_FILE]["sha256"]})
     return folder
+
+
+class CheckpointError(ValueError):
+    """A checkpoint whose files do not match its lineage node, or that is incomplete."""
+
+
+def verify(folder: str | Path, *, required: bool = True) -> dict[str, Any] | None:
+    """Re-hash the checkpoint's files against its lineage node; raise CheckpointError naming the
+    bad file. Without a node: an error when `required` (every training checkpoint has one), else
+    nothing to check (a bare model checkpoint, e.g. from `models.checkpoint.save_checkpoint`)."""
+    from datagen.store import lance_io
+    from datagen.store import lineage as graph
+
+    folder = str(folder)
+    if not required and lance_io.read_text(f"{folder.rstrip('/')}/{NODE_FILE}") is None:
+        return None
+    res = graph.verify_checkpoint(folder)
+    if not res["ok"]:
+        raise CheckpointError(res["error"])
+    return res
+
+
+@contextlib.contextmanager
+def local_folder(uri: str | Path) -> Iterator[Path]:
+    """A checkpoint folder on local disk: the folder itself, or a temporary copy of an
+    object-storage one (removed on exit)."""
+    uri = str(uri)
+    if "://" not in uri or uri.startswith("file://"):
+        yield Path(uri.removeprefix("file://"))
+        return
+    import pyarrow.fs as pafs
+
+    with tempfile.TemporaryDirectory(prefix="unimontage-ckpt-") as tmp:
+        fs, path = pafs.FileSystem.from_uri(uri)
+        if fs.get_file_info(path).type != pafs.FileType.Directory:
+            raise FileNotFoundError(f"no checkpoint folder at {uri}")
+        pafs.copy_files(path, tmp, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        yield Path(tmp)
+
+
+def load_model(uri: str | Path, *, required: bool = True):
+    """`models.checkpoint.load_checkpoint` of a verified checkpoint, local or on object storage."""
+    from models.checkpoint import load_checkpoint
+
+    with local_folder(uri) as folder:
+        verify(folder, required=required)
+        return load_checkpoint(folder)
 
 
 def read_state(folder: str | Path) -> TrainState:
@@ -79,6 +140,7 @@ def restore(folder: str | Path, model: torch.nn.Module, optimizer: torch.optim.O
     from models.checkpoint import OPTIMIZER_FILE, WEIGHTS_FILE
 
     folder = Path(folder)
+    verify(folder)  # resume never continues from weights or optimizer state other than those recorded
     state = read_state(folder)
     if state.plan != plan:
         raise ValueError(f"checkpoint {folder} was trained on another data plan ({state.plan[:12]} != {plan[:12]}): "

@@ -22,7 +22,7 @@ from training.sizes import fit_image, fit_size
 
 @dataclass
 class LoadedCheckpoint:
-    path: Path
+    path: Path | str  # a local folder, or an object-storage URI
     model: object  # models.dit.UnifiedDiT
     config: TrainConfig
     step: int
@@ -34,18 +34,20 @@ class LoadedCheckpoint:
 
 
 def load_for_sampling(path: str | Path) -> LoadedCheckpoint:
-    from models.checkpoint import load_checkpoint
+    """The latest complete checkpoint of `path` (a checkpoint or run folder, local or on object
+    storage), its files checked against its lineage node (`checkpointing.CheckpointError`)."""
+    from training.checkpointing import load_model
     from training.job import geometry, latest_checkpoint
 
     folder = latest_checkpoint(path)
-    ckpt = load_checkpoint(folder)
+    ckpt = load_model(folder)
     extra = ckpt.extra or {}
     if "train_config" not in extra:
         raise ValueError(f"{folder} is a model checkpoint without its training config (train_config in config.json)")
     cfg = TrainConfig.from_dict(extra["train_config"])
     multiple = int((extra.get("geometry") or {}).get("multiple") or geometry(cfg).multiple)
     resolution = int(extra.get("resolution") or cfg.resolution)
-    return LoadedCheckpoint(folder, ckpt.model.eval(), cfg, int(ckpt.step or 0), resolution, multiple)
+    return LoadedCheckpoint(Path(folder) if "://" not in folder else folder, ckpt.model.eval(), cfg, int(ckpt.step or 0), resolution, multiple)
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from datagen.store import lance_io
 from datagen.store import lineage as graph
-from training import lineage, text_cache
+from training import checkpointing, lineage, text_cache
 from training.config import TrainConfig
 from training.index import Geometry, build_index, pin, read_shapes
 from training.loop import EVENTS_FILE, METRICS_FILE, train_loop_per_worker
@@ -106,6 +106,43 @@ def check_resources(cfg: TrainConfig) -> None:
     if cfg.use_gpu and ray.cluster_resources().get("GPU", 0.0) < cfg.num_workers:
         raise ValueError(f"use_gpu=True needs {cfg.num_workers} GPUs; the cluster has "
                          f"{ray.cluster_resources().get('GPU', 0.0):g}")
+
+
+def check_init_from(uri: str) -> None:
+    """The starting checkpoint exists and its files match its lineage node (when it has one)."""
+    if lance_io.read_text(f"{lance_io.normalise_uri(uri)}/config.json") is None:
+        raise FileNotFoundError(f"init_from: missing config.json in checkpoint folder {uri}")
+    checkpointing.verify(uri, required=False)
+
+
+RAY_SNAPSHOT = "checkpoint_manager_snapshot.json"  # Ray Train's record of the checkpoints it committed
+
+
+def ray_latest_checkpoint(run_dir: str) -> str | None:
+    """The folder name of the checkpoint Ray Train resumes `run_dir` from (its snapshot's latest
+    committed one; checkpoints still pending validation are not it), or None."""
+    text = lance_io.read_text(f"{run_dir}/{RAY_SNAPSHOT}")
+    try:
+        latest = (json.loads(text) if text else {}).get("latest_checkpoint_result") or {}
+    except json.JSONDecodeError:
+        return None  # Ray reads its own snapshot and says what is wrong with it
+    return latest.get("checkpoint_dir_name")
+
+
+def check_resume_point(run_dir: str) -> str | None:
+    """The checkpoint Ray Train will resume from (the newest it committed) must match its lineage
+    node: a corrupted or cut one is refused here, before any worker starts, naming the file."""
+    name = ray_latest_checkpoint(run_dir)
+    if not name:
+        return None
+    folder = f"{run_dir}/{name}"
+    try:
+        checkpointing.verify(folder)
+    except checkpointing.CheckpointError as exc:
+        raise checkpointing.CheckpointError(
+            f"cannot resume {run_dir}: {exc}. Start a new run (--set name=NEW) with --set init_from=<an earlier "
+            "checkpoint that `unimontage lineage CKPT --verify` accepts>") from None
+    return folder
 
 
 def run_name(cfg: TrainConfig, datasets: list[str]) -> str:
@@ -195,8 +232,8 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
 
     cfg.validate()
     check_text_encoder(cfg)
-    if cfg.init_from and not (Path(cfg.init_from) / "config.json").is_file():
-        raise FileNotFoundError(f"init_from: missing config.json in checkpoint folder {cfg.init_from}")
+    if cfg.init_from:
+        check_init_from(cfg.init_from)
     ensure_ray(cfg.num_workers)
     check_resources(cfg)
     storage = lance_io.normalise_uri(out)
@@ -206,6 +243,7 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
     run_dir = f"{storage}/{name}"
     fingerprint = plan.fingerprint()
 
+    check_resume_point(run_dir)
     node = lineage.read_node(run_dir)
     if node and node.get("config_hash") != pinned.hash:
         raise ValueError(f"{run_dir} holds a run with another config ({node.get('config_hash', '')[:12]}); "
@@ -238,12 +276,42 @@ def run_training(cfg: TrainConfig, *, out: str = "runs", flow_run: dict[str, Any
         error = str(result.error) if result.error else None
     except Exception as exc:  # TrainingFailedError after max_failures: record, then re-raise
         error = f"{type(exc).__name__}: {exc}"
-        _finish(node, run_dir, "failed", error)
+        gone = unreadable_datasets(prep.datasets)
+        _finish(node, run_dir, "failed", "; ".join(gone + [error]))
+        if gone:
+            raise RuntimeError(f"training run {run_dir} failed: {'; '.join(gone)}") from exc
         raise
-    res = _finish(node, run_dir, "failed" if error else "finished", error)
+    gone = unreadable_datasets(prep.datasets) if error else []
+    res = _finish(node, run_dir, "failed" if error else "finished", "; ".join(gone + [error]) if error else None)
     if error:
-        raise RuntimeError(f"training run {run_dir} failed: {error}")
+        raise RuntimeError(f"training run {run_dir} failed: {'; '.join(gone + [error])}")
     return res
+
+
+def _missing_data_files(ds) -> list[str]:
+    import pyarrow.fs as pafs
+
+    fs, root = pafs.FileSystem.from_uri(ds.uri if "://" in ds.uri else lance_io.normalise_uri(ds.uri))
+    return [f"missing data file {d.path}" for frag in ds.get_fragments() for d in frag.data_files()
+            if fs.get_file_info(f"{root}/data/{d.path}").type != pafs.FileType.File]
+
+
+def unreadable_datasets(refs: list[str]) -> list[str]:
+    """Why a pinned dataset version can no longer be read, one sentence each (none: all readable).
+
+    A run reads exactly the versions it pinned; compaction only adds a version, but removing old
+    versions (Lance `cleanup_old_versions`) while a run reads one takes its rows away mid-run."""
+    out = []
+    for ref in refs:
+        try:
+            missing = _missing_data_files(lance_io.open_dataset(ref))
+        except Exception as exc:  # any failure to open is the answer, not a new error
+            missing = [f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"]
+        if missing:
+            out.append(f"dataset version {ref}, which this run pinned, is no longer readable ({missing[0]}): its "
+                       "files were removed while the run read them (e.g. Lance cleanup_old_versions after a "
+                       "compaction). Keep a version until the runs that pin it end; re-run to pin the current one")
+    return out
 
 
 def _finish(node: dict[str, Any], run_dir: str, status: str, error: str | None) -> TrainResult:
@@ -260,36 +328,43 @@ def _finish(node: dict[str, Any], run_dir: str, status: str, error: str | None) 
 
 
 # --------------------------------------------------------------------------- reading a run back
+# Every reader takes a local folder or an object-storage URI (`s3://bucket/runs/<name>`).
 def list_checkpoints(run_dir: str) -> list[str]:
-    """Committed checkpoint folders of a run, oldest first (a folder without lineage.json is partial)."""
-    root = Path(run_dir)
-    if not root.is_dir():
-        return []
-    found = [p for p in root.glob("checkpoint_*") if (p / lineage.RUN_FILE).is_file() and (p / "config.json").is_file()]
-    return [str(p) for p in sorted(found, key=lambda p: p.name)]
+    """Complete checkpoint folders of a run, oldest first. A folder without its lineage node, or
+    missing or shorter files than the node records, is partial (a writer killed mid-save, a copy
+    cut short) and never listed, so it is never taken as the latest."""
+    found = [d for d in lance_io.list_dirs(lance_io.normalise_uri(run_dir))
+             if d.rsplit("/", 1)[-1].startswith("checkpoint_") and graph.checkpoint_complete(d)]
+    return sorted(found, key=lambda d: d.rsplit("/", 1)[-1])
 
 
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _jsonl(uri: str) -> list[dict[str, Any]]:
+    text = lance_io.read_text(uri)
+    return [json.loads(line) for line in text.splitlines() if line.strip()] if text else []
 
 
 def read_history(run_dir: str) -> list[dict[str, Any]]:
-    return _jsonl(Path(run_dir) / METRICS_FILE)
+    """One record per step: the run's metrics file (local runs), else the history the latest
+    checkpoint carries (runs on object storage, where the loop does not append per step)."""
+    history = _jsonl(f"{lance_io.normalise_uri(run_dir)}/{METRICS_FILE}")
+    checkpoints = [] if history else list_checkpoints(run_dir)
+    if checkpoints:
+        text = lance_io.read_text(f"{checkpoints[-1]}/{checkpointing.STATE_FILE}")
+        history = (json.loads(text).get("history") or []) if text else []
+    return history
 
 
 def read_events(run_dir: str) -> list[dict[str, Any]]:
-    return _jsonl(Path(run_dir) / EVENTS_FILE)
+    return _jsonl(f"{lance_io.normalise_uri(run_dir)}/{EVENTS_FILE}")
 
 
-def latest_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint folder, or a run folder -> its latest checkpoint."""
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return p
-    found = list_checkpoints(str(p))
+def latest_checkpoint(path: str | os.PathLike) -> str:
+    """A checkpoint folder, or a run folder -> its latest complete checkpoint (a local path or URI)."""
+    uri = lance_io.normalise_uri(str(path))
+    if lance_io.read_text(f"{uri}/config.json") is not None:
+        return uri
+    found = list_checkpoints(uri)
     if not found:
-        raise FileNotFoundError(f"no checkpoint in {p}: expected config.json + model.safetensors there, "
-                                "or checkpoint_* folders of a training run")
-    return Path(found[-1])
+        raise FileNotFoundError(f"no checkpoint in {uri}: expected config.json + model.safetensors there, "
+                                "or complete checkpoint_* folders of a training run")
+    return found[-1]

@@ -101,10 +101,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # ------------------------------------------------------------------ model and optimizer
     torch.manual_seed(cfg.seed)  # every rank builds the same initial weights
     model = UnifiedDiT(model_cfg)
-    if cfg.init_from:
-        from models.checkpoint import load_checkpoint
-
-        model.load_state_dict(load_checkpoint(cfg.init_from).model.state_dict(), strict=True)
+    if cfg.init_from:  # local or object storage; its files checked against its lineage node
+        model.load_state_dict(checkpointing.load_model(cfg.init_from, required=False).model.state_dict(), strict=True)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -114,18 +112,26 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     if checkpoint:
         with checkpoint.as_directory() as folder:
             state = checkpointing.restore(folder, model, optimizer, fingerprint)
-        start, history, resumed_from = state.next_step, state.history, checkpoint.path
+        # Ray's path drops the URI scheme on object storage: name it as the run's lineage does
+        start, history = state.next_step, state.history
+        resumed_from = f"{run_dir.rstrip('/')}/{checkpoint.path.rstrip('/').rsplit('/', 1)[-1]}"
     # Which parameters a step uses depends on its batch (e.g. input-only paths sit idle when
     # a text-to-image batch has no inputs), so DDP must look for unused ones every step.
     ddp = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
     space = load_image_space(None if cfg.image_space == "pixels" else cfg.image_space, device=device)
+    event = {"event": "resume" if resumed_from else "start", "step": start,
+             "stage": plan.plan_at(min(start, total - 1)).stage.name, "checkpoint": resumed_from,
+             "world_size": world, "time": time.time()}
     if rank == 0 and local_dir:
         # The metric file restarts from the checkpoint's own history: steps trained after
         # it by a lost attempt are dropped, so each step appears exactly once.
         (local_dir / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in history))
-        _append(local_dir / EVENTS_FILE, {"event": "resume" if resumed_from else "start", "step": start,
-                                          "stage": plan.plan_at(min(start, total - 1)).stage.name,
-                                          "checkpoint": resumed_from, "world_size": world, "time": time.time()})
+        _append(local_dir / EVENTS_FILE, event)
+    elif rank == 0:  # object storage has no append: one small rewrite per attempt (history lives in checkpoints)
+        from datagen.store import lance_io
+
+        events = lance_io.read_text(f"{run_dir}/{EVENTS_FILE}") or ""
+        lance_io.write_text(f"{run_dir}/{EVENTS_FILE}", events + json.dumps(event) + "\n")
 
     # ------------------------------------------------------------------ loop
     geometry = loop_config["geometry"]

@@ -106,12 +106,116 @@ def dataset_node(ref: str) -> dict[str, Any]:
     return node
 
 
+CHECKPOINT_NODE_FILE = "lineage.json"  # written last: the completion marker of a checkpoint folder
+
+
+def _checkpoint_folder(ref: str | Path) -> str:
+    """A checkpoint folder URI (local or object store), from the folder or its lineage.json."""
+    uri = lance_io.normalise_uri(str(ref))
+    return uri[: -len(CHECKPOINT_NODE_FILE) - 1] if uri.endswith("/" + CHECKPOINT_NODE_FILE) else uri
+
+
 def checkpoint_node(path: str | Path) -> dict[str, Any]:
-    p = Path(path)
-    f = p / "lineage.json" if p.is_dir() else p
-    if not f.is_file():
-        raise FileNotFoundError(f"no lineage.json in {p}")
-    return json.loads(f.read_text())
+    """The lineage node of a training run or checkpoint folder (local or `s3://...`)."""
+    folder = _checkpoint_folder(path)
+    text = lance_io.read_text(f"{folder}/{CHECKPOINT_NODE_FILE}")
+    if text is None:
+        raise FileNotFoundError(f"no {CHECKPOINT_NODE_FILE} in {folder}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{folder}/{CHECKPOINT_NODE_FILE} is not valid JSON (truncated or corrupted: {exc})") from None
+
+
+def _file_sizes(folder: str) -> dict[str, int]:
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(folder if "://" in folder else lance_io.normalise_uri(folder))
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return {}
+    return {i.base_name: int(i.size) for i in fs.get_file_info(pafs.FileSelector(path, recursive=False))
+            if i.type == pafs.FileType.File}
+
+
+def recorded_files(node: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """name -> {"bytes", "sha256"} a checkpoint's node vouches for. Nodes written before `files`
+    was recorded vouch for the weights only."""
+    files = dict(node.get("files") or {})
+    if not files and node.get("weights_sha256"):
+        files["model.safetensors"] = {"sha256": node["weights_sha256"]}
+    return files
+
+
+def checkpoint_complete(folder: str) -> bool:
+    """True when the folder has its lineage node and every file the node lists, at its recorded
+    size. Cheap (a listing, no hashing): a folder a killed writer or a partial copy left behind
+    has no node yet, or misses a file, or holds a shorter one."""
+    try:
+        node = checkpoint_node(folder)
+    except (FileNotFoundError, ValueError, OSError):
+        return False
+    sizes = _file_sizes(_checkpoint_folder(folder))
+    files = recorded_files(node) or {"config.json": {}}
+    return all(name in sizes and sizes[name] == meta.get("bytes", sizes[name]) for name, meta in files.items())
+
+
+def verify_checkpoint(ref: str | Path) -> dict[str, Any]:
+    """Re-hash a checkpoint's files against its lineage node. `ok` only when every file the node
+    lists is there with its recorded size and sha256; `error` is one line naming the first bad file."""
+    folder = _checkpoint_folder(ref)
+    result: dict[str, Any] = {"uri": folder, "kind": "checkpoint", "ok": False, "files": {}}
+    try:
+        node = checkpoint_node(folder)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        return result | {"error": f"checkpoint {folder} is incomplete or unreadable: {exc}"}
+    files = recorded_files(node)
+    if not files:
+        return result | {"error": f"checkpoint {folder}: its {CHECKPOINT_NODE_FILE} records no file hashes to check"}
+    errors = []
+    for name, meta in sorted(files.items()):
+        uri = f"{folder}/{name}"
+        try:
+            actual, size = _uri_hash(uri)
+        except (FileNotFoundError, OSError) as exc:
+            result["files"][name] = {"ok": False, "error": str(exc)}
+            errors.append(f"{uri} is missing or unreadable")
+            continue
+        ok = actual == meta.get("sha256") and size == meta.get("bytes", size)
+        result["files"][name] = {"ok": ok, "sha256": actual, "recorded": meta.get("sha256"), "bytes": size}
+        if not ok:
+            what = (f"has {size} bytes, {meta['bytes']} recorded (truncated?)" if size != meta.get("bytes", size)
+                    else f"sha256 {actual[:16]} does not match the recorded {str(meta.get('sha256'))[:16]}")
+            errors.append(f"{uri} {what}: the file is corrupted or was changed")
+    if errors:
+        return result | {"error": f"checkpoint {folder}: " + "; ".join(errors)}
+    return result | {"ok": True}
+
+
+def _uri_hash(uri: str, chunk: int = 1 << 20) -> tuple[str, int]:
+    """sha256 and size of a local or object-store file, streamed."""
+    if "://" not in uri:
+        if not os.path.isfile(uri):
+            raise FileNotFoundError(f"missing {uri}")
+        return file_hash(uri, chunk), os.path.getsize(uri)
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    if fs.get_file_info(path).type != pafs.FileType.File:
+        raise FileNotFoundError(f"missing {uri}")
+    h, size = hashlib.sha256(), 0
+    with fs.open_input_stream(path) as f:
+        while block := f.read(chunk):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def verify(ref: str) -> dict[str, Any]:
+    """`lineage --verify`: a dataset version's rows, or a checkpoint's files, against its lineage."""
+    base = lance_io.split_version(ref)[0]
+    if base.endswith(".lance") or lance_io.exists(base):
+        return verify_dataset(ref)
+    return verify_checkpoint(ref)
 
 
 def node_for(ref: str) -> dict[str, Any]:
