@@ -170,11 +170,13 @@ def routing_line(history: list[dict[str, Any]]) -> str:
 
 
 # --------------------------------------------------------------------------- the rest
-def _use_it(checkpoint: str) -> list[str]:
+def _use_it(checkpoint: str, datasets: list[str]) -> list[str]:
     """Commands split over short lines (a code block scrolls; a reviewer should not have to)."""
+    cards = [x for ref in datasets for x in ("unimontage card \\", f"    {ref}")]
     return ["## Use it", "", "```", "unimontage sample \\", f"    --checkpoint {checkpoint} \\",
             "    --inputs IMG.png \\", "    --instruction 'Edit <image 1> ...' \\", "    --out samples/", "",
-            "unimontage lineage \\", f"    {checkpoint}", "```", ""]
+            "unimontage lineage \\", f"    {checkpoint}", "", "# the card of each dataset version it read:", *cards,
+            "```", ""]
 
 
 def lineage_section(node: dict[str, Any], focus: str | None) -> list[str]:
@@ -236,7 +238,7 @@ def render_run_card(run_dir: str, *, previews: bool = True) -> str:
             out += ["## Generations of the latest checkpoint", "",
                     "Fixed columns: the inputs (grey frames; \"none\" where a task has fewer), generated (blue), "
                     "target (green); the task and instruction under each row.", "", *_img("generations", png)]
-        out += _use_it(latest)
+        out += _use_it(latest, node.get("datasets") or [])
     out += lineage_section(node, latest)
     card = "\n".join(out)
     if len(card.encode()) > CARD_BUDGET_BYTES and previews:  # numbers beat generations when space runs out
