@@ -38,11 +38,11 @@ def _png(fig) -> bytes:
 def _stage_lines(ax, stages: list[dict[str, Any]], *, names: bool = True) -> None:
     """Dashed lines where each stage after the first starts; its name at the top when `names`."""
     for st in stages[1:]:
-        ax.axvline(st["start"], color="#888888", lw=0.8, ls="--", zorder=0)
+        ax.axvline(st["start"], color="#444444", lw=0.9, ls="--", zorder=4)
     if names:
         for st in stages:
-            ax.text(st["start"], 1.0, f" {st['name']}", transform=ax.get_xaxis_transform(), fontsize=6, va="top",
-                    color="#555555")
+            ax.text(st["start"], 1.0, f" {st['name']}", transform=ax.get_xaxis_transform(), fontsize=6.5, va="top",
+                    color="#222222", zorder=5, bbox={"fc": "white", "ec": "none", "alpha": 0.7, "pad": 0.5})
 
 
 def _running_mean(y: np.ndarray, k: int) -> np.ndarray:
@@ -132,8 +132,9 @@ def share_plot_png(schedule: dict[str, Any]) -> bytes | None:
     plt = _plt()
     tasks = list(schedule["tasks"])
     order = sorted(range(len(tasks)), key=lambda i: (family(tasks[i]), tasks[i]))
-    steps = np.array(schedule["steps"])
-    shares = np.array(schedule["shares"]).T[order]  # (tasks, points)
+    stop = max([st.get("stop", 0) for st in schedule.get("stages") or []] + [schedule["steps"][-1] + 1])
+    steps = np.array(list(schedule["steps"]) + [stop])  # the last planned share holds to the end of the run
+    shares = np.array(list(schedule["shares"]) + [schedule["shares"][-1]]).T[order]  # (tasks, points)
     tasks = [tasks[i] for i in order]
     names = list(dict.fromkeys(family(t) for t in tasks))
     hues = plt.get_cmap("tab10")
@@ -148,7 +149,7 @@ def share_plot_png(schedule: dict[str, Any]) -> bytes | None:
     fig, ax = plt.subplots(figsize=(6.6, max(2.4, 0.5 + 0.16 * min(n, 14))))
     ax.stackplot(steps, shares, labels=tasks, colors=colours, step="post", edgecolor="white", linewidth=0.3)
     ax.set_ylim(0, 1)
-    ax.set_xlim(steps[0], max(steps[-1], (schedule.get("stages") or [{}])[-1].get("stop", steps[-1])))
+    ax.set_xlim(steps[0], stop)
     ax.set_title("task share of samples (planned)", fontsize=9)
     ax.set_xlabel("step", fontsize=8)
     ax.tick_params(labelsize=7)
