@@ -100,7 +100,9 @@ class Chromium:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def screenshot(self, path: Path, clip: dict) -> None:
-        data = self.call("Page.captureScreenshot", format="png", clip=clip | {"scale": 1}, captureBeyondViewport=True)
+        # `clip` in viewport coordinates: the Prefect UI scrolls an inner container, not the page, so
+        # capturing "beyond the viewport" would lay the page out again, unscrolled.
+        data = self.call("Page.captureScreenshot", format="png", clip=clip | {"scale": 1}, captureBeyondViewport=False)
         path.write_bytes(base64.b64decode(data["data"]))
 
     def close(self) -> None:

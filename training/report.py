@@ -58,12 +58,10 @@ def stages_section(node: dict[str, Any]) -> list[str]:
         index = st.get("index") or {}
         skipped = index.get("skipped") or {}
         left_out = sum(skipped.values())
-        batch = (f"{st['batch_tokens']} tok (<= {st['batch_size']})" if st.get("batch_tokens")
-                 else f"{st.get('batch_size')} samples")
-        lr = f"{st['lr']:g} {st['lr_schedule']}" + (f", warm-up {st['warmup_steps']}" if st.get("warmup_steps") else "")
-        rows.append([f"**{md.escape(st['name'])}**", f"{st['start']}-{st['start'] + st['steps'] - 1}", st["steps"],
-                     md.escape(lr), md.escape(batch), st.get("resolution"), md.escape(st.get("mix", "volume")),
-                     index.get("rows", "?"), left_out])
+        steps = f"{st['start']}-{st['start'] + st['steps'] - 1}"
+        batch = f"{st['batch_tokens']} tok" if st.get("batch_tokens") else f"{st.get('batch_size')}"
+        rows.append([f"**{md.escape(st['name'])}**", steps, md.escape(f"{st['lr']:g} {st['lr_schedule']}"),
+                     batch, md.escape(st.get("mix", "volume")), index.get("rows", "?"), left_out])
         asked = {p: a for a, p in zip(st.get("datasets_asked") or [], st.get("datasets") or []) if a != p}
         refs = ", ".join(md.breakable(d) + (f" (asked {md.breakable(asked[d])})" if d in asked else "")
                          for d in st.get("datasets") or [])
@@ -71,9 +69,14 @@ def stages_section(node: dict[str, Any]) -> list[str]:
         curriculum = (f"; curriculum {md.escape(' -> '.join(st['curriculum']))}" if st.get("curriculum") else "")
         weights = (f"; task weights {md.escape(', '.join(f'{k}: {v:g}' for k, v in st['task_weights'].items()))}"
                    if st.get("task_weights") else "")
-        details.append(f"- **{md.escape(st['name'])}** reads {refs}; row filter: {_rule(st)}; "
-                       f"{index.get('rows', '?')} rows kept, {left_out} left out{why}{curriculum}{weights}.")
-    table = md.table(["stage", "steps", "n", "lr", "batch", "res", "mix", "rows kept", "left out"], rows, raw=True)
+        batch_text = (f"up to {st['batch_tokens']} image tokens (&lt;= {st['batch_size']} samples)"
+                      if st.get("batch_tokens") else f"{st.get('batch_size')} samples")
+        details.append(f"- **{md.escape(st['name'])}**, steps {steps} ({st['steps']}): reads {refs}; row filter: "
+                       f"{_rule(st)}; {index.get('rows', '?')} rows kept, {left_out} left out{why}; resolution "
+                       f"{st.get('resolution')}; batch {batch_text}; LR {st['lr']:g} {md.escape(st['lr_schedule'])}"
+                       f" with {st.get('warmup_steps') or 0} warm-up step(s){curriculum}{weights}.")
+    # Seven short columns: the Prefect UI never wraps a cell and its card column is ~700 px wide.
+    table = md.table(["stage", "steps", "lr", "batch", "mix", "rows kept", "left out"], rows, raw=True)
     return ["## Stages", "", table, "", *details, ""]
 
 
