@@ -77,7 +77,7 @@ def loss_curve_png(history: list[dict[str, Any]], stages: list[dict[str, Any]] |
 
 
 def task_loss_png(history: list[dict[str, Any]], stages: list[dict[str, Any]] | None = None,
-                  cols: int = 4) -> bytes | None:
+                  cols: int = 3) -> bytes | None:
     """Small multiples: one panel per task family, every panel on the same axes; each task's
     loss at the steps it was drawn (dots) and its running mean (line); the loss over all tasks
     in light grey behind, for reference. The legend of a panel sits under it."""
@@ -92,7 +92,7 @@ def task_loss_png(history: list[dict[str, Any]], stages: list[dict[str, Any]] | 
     cols = min(cols, len(names))
     rows = -(-len(names) // cols)
     legend_rows = max(-(-len(v) // 2) for v in families.values())
-    fig, axes = plt.subplots(rows, cols, figsize=(2.45 * cols, (1.7 + 0.14 * legend_rows) * rows + 0.2),
+    fig, axes = plt.subplots(rows, cols, figsize=(2.5 * cols, (1.75 + 0.15 * legend_rows) * rows + 0.2),
                              sharex=True, sharey=True, squeeze=False)
     steps = np.array([r["step"] for r in history])
     overall = np.array([r["loss"] for r in history])
@@ -111,11 +111,11 @@ def task_loss_png(history: list[dict[str, Any]], stages: list[dict[str, Any]] | 
                     label=task.split(".", 1)[1] if "." in task else task)
         single = len(families[name]) == 1
         ax.set_title(families[name][0] if single else name, fontsize=8, pad=2)
-        ax.tick_params(labelsize=6, labelbottom=True)
+        ax.tick_params(labelsize=6.5, labelbottom=True)
         ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         _stage_lines(ax, stages or [], names=False)
         if not single:  # a one-task panel is named by its title
-            ax.legend(fontsize=6, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False,
+            ax.legend(fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.13), frameon=False,
                       handlelength=1.2, columnspacing=0.8, borderaxespad=0.2)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")

@@ -84,8 +84,9 @@ def grid_png(rows: list[dict[str, Any]], tile_px: int = 112) -> bytes | None:
     k = max(len(r["inputs"]) for r in rows)
     headers = [f"input {i + 1}" if k > 1 else "input" for i in range(k)] + ["generated", "target"]
     cells = [[*(r["inputs"] + [None] * (k - len(r["inputs"]))), r["generated"], r["target"]] for r in rows]
-    captions = [f"{r['task']}  |  {r['instruction'] or '(no instruction)'}"
-                + (f"  (output 1 of {r['outputs']} shown)" if r["outputs"] > 1 else "") for r in rows]
+    # the output count first: a long instruction is cut at three lines
+    captions = [f"{r['task']}" + (f" (output 1 of {r['outputs']} shown)" if r["outputs"] > 1 else "")
+                + f"  |  {r['instruction'] or '(no instruction)'}" for r in rows]
     return encode_png(column_grid(cells, headers, captions, [INPUT] * k + [GENERATED, TARGET], tile_px=tile_px))
 
 
