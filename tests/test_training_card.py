@@ -156,9 +156,11 @@ def test_tasks_indexed_but_never_drawn_are_listed_too():
 
 def test_the_card_wraps_its_long_lines_and_shows_the_lineage_picture(card, reference, setup):  # noqa: F811
     checkpoint = job.list_checkpoints(reference["run_dir"])[-1]
-    use = _section(card, "Use it")
-    assert f"\n    --checkpoint {checkpoint} \\\n" in use and "\n    --out samples/\n" in use
-    assert f"\nunimontage card \\\n    {setup['ref']}\n" in use  # copyable as one line each
+    code = _section(card, "Use it").split("```")[1]
+    assert max(len(line) for line in code.splitlines()) <= 68  # fits the UI's card column, no scrolling
+    joined = code.replace("'\\\n'", "")  # the shell glues a path split over lines into one word
+    assert f"\n    --checkpoint '{checkpoint}' \\\n" in joined and "\n    --out samples/\n" in joined
+    assert f"\nunimontage card \\\n    '{setup['ref']}'\n" in joined
     # outside code blocks nothing is long and unbreakable (paths break at every '/')
     prose = re.sub(r"```.*?```", "", card, flags=re.S)
     prose = re.sub(r"\(data:image/png;base64,[^)]+\)", "", prose)

@@ -16,6 +16,7 @@ The plots are `training.report_plots`, the generations `training.report_samples`
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -173,13 +174,45 @@ def routing_line(history: list[dict[str, Any]]) -> str:
 
 
 # --------------------------------------------------------------------------- the rest
+CODE_LINE = 68  # characters of a code line that fit the UI's card column without scrolling
+
+
+def _shell_word(text: str, indent: int) -> list[str]:
+    """`text` single-quoted for a shell, split at '/' into lines of at most CODE_LINE characters
+    joined by `'\\` continuations (the next piece starts at column 0, so the shell glues the
+    pieces into one word); the first line is to follow `indent` characters."""
+    quoted = "'" + text.replace("'", "'\\''") + "'"
+    if indent + len(quoted) + 2 <= CODE_LINE:
+        return [quoted]
+    parts = re.split(r"(?<=/)", text.replace("'", "'\\''"))
+    lines, cur, room = [], "'", CODE_LINE - indent - 3
+    for part in parts:
+        if len(cur) > 1 and len(cur) + len(part) > room:
+            lines.append(cur + "'\\")
+            cur, room = "'", CODE_LINE - 3
+        cur += part
+    return lines + [cur + "'"]
+
+
+def _command(head: str, args: list[tuple[str, str]]) -> list[str]:
+    """`head` then one `    --flag value` per line, long values split by `_shell_word`."""
+    out = [head + " \\"]
+    for i, (flag, value) in enumerate(args):
+        prefix = f"    {flag} " if flag else "    "
+        words = _shell_word(value, len(prefix)) if value.startswith("/") else [value]
+        words[0] = prefix + words[0]
+        out += words[:-1] + [words[-1] + (" \\" if i < len(args) - 1 else "")]
+    return out
+
+
 def _use_it(checkpoint: str, datasets: list[str]) -> list[str]:
-    """Commands split over short lines (a code block scrolls; a reviewer should not have to)."""
-    cards = [x for ref in datasets for x in ("unimontage card \\", f"    {ref}")]
-    return ["## Use it", "", "```", "unimontage sample \\", f"    --checkpoint {checkpoint} \\",
-            "    --inputs IMG.png \\", "    --instruction 'Edit <image 1> ...' \\", "    --out samples/", "",
-            "unimontage lineage \\", f"    {checkpoint}", "", "# the card of each dataset version it read:", *cards,
-            "```", ""]
+    """Commands split over short lines: a code block scrolls, and a reviewer should not have to."""
+    cards = [x for ref in datasets for x in _command("unimontage card", [("", ref)])]
+    return ["## Use it", "", "```",
+            *_command("unimontage sample", [("--checkpoint", checkpoint), ("--inputs", "IMG.png"),
+                                            ("--instruction", "'Edit <image 1> ...'"), ("--out", "samples/")]), "",
+            *_command("unimontage lineage", [("", checkpoint)]), "",
+            "# the card of each dataset version it read:", *cards, "```", ""]
 
 
 def lineage_section(node: dict[str, Any], focus: str | None) -> list[str]:
