@@ -45,9 +45,21 @@ def publish_run_card(run_dir: str, name: str, previews: bool = True) -> str:
 
     markdown = render_run_card(run_dir, previews=previews)
     key = artifact_key(name)
-    create_markdown_artifact(key=key, markdown=markdown, description=f"Training run {run_dir}")
+    create_markdown_artifact(key=key, markdown=markdown, description=f"Training run {name} in {run_dir}")
     get_run_logger().info("run card published as artifact %r (%d bytes)", key, len(markdown))
     return key
+
+
+@flow(name="publish-training-card", description="Publish the card of a training run as its keyed Prefect artifact.")
+def publish_run_card_flow(run_dir: str, previews: bool = True) -> str:
+    """The card of an existing run folder, published from a flow run (so the artifact links to
+    it and no deprecation warning is raised), under the same key the training flow uses."""
+    from training.lineage import read_node
+
+    node = read_node(run_dir)
+    if node is None:
+        raise FileNotFoundError(f"no lineage.json in {run_dir}: not a training run folder")
+    return publish_run_card(run_dir, node["name"], previews)
 
 
 @flow(name="train", log_prints=True)

@@ -1,11 +1,13 @@
-"""A dataset card as a reviewer sees it: served by a real `prefect server start` on 127.0.0.1 and
-rendered by headless Debian Chromium, driven over the DevTools protocol (websockets, already a
-Prefect dependency). Every image decodes (naturalWidth > 0) and no element of the card overflows
-its container (fenced code blocks scroll by design and are exempt).
+"""A dataset card and a training card as a reviewer sees them: served by a real `prefect server
+start` on 127.0.0.1 and rendered by headless Debian Chromium, driven over the DevTools protocol
+(websockets, already a Prefect dependency). Every image decodes (naturalWidth > 0) and no element
+of the card overflows its container (fenced code blocks scroll by design and are exempt, but the
+training card's "Use it" commands must fit without scrolling).
 
 Needs /usr/bin/chromium (`.ci/run` installs it: `apt-get install -y chromium`). With
-UNIMONTAGE_SCREENSHOTS=DIR the screenshots (the card's top, the lineage picture) are copied to DIR:
-that is how docs/card.png and docs/lineage-card.png are made.
+UNIMONTAGE_SCREENSHOTS=DIR the screenshots (the card's top, the lineage picture, the training
+card's top and its loss section) are copied to DIR: that is how docs/card.png,
+docs/lineage-card.png and docs/training-card.png are made.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.test_training_job import reference, setup  # noqa: F401  (the training test's run, made once)
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian chromium (.ci/run installs it)")
@@ -96,7 +100,9 @@ class Chromium:
         self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
 
     def screenshot(self, path: Path, clip: dict) -> None:
-        data = self.call("Page.captureScreenshot", format="png", clip=clip | {"scale": 1}, captureBeyondViewport=True)
+        # `clip` in viewport coordinates: the Prefect UI scrolls an inner container, not the page, so
+        # capturing "beyond the viewport" would lay the page out again, unscrolled.
+        data = self.call("Page.captureScreenshot", format="png", clip=clip | {"scale": 1}, captureBeyondViewport=False)
         path.write_bytes(base64.b64decode(data["data"]))
 
     def close(self) -> None:
@@ -159,6 +165,28 @@ def prefect_server(tmp_path_factory):
         log.close()
 
 
+def _latest_artifact(api: str, key: str) -> dict:
+    query = json.dumps({"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}).encode()
+    request = urllib.request.Request(f"{api}/artifacts/filter", data=query, headers={"content-type": "application/json"})
+    return json.load(urllib.request.urlopen(request, timeout=30))[0]
+
+
+CARD = "document.querySelector('.artifact-data-markdown')"
+
+
+def _screenshot(browser: Chromium, element: str, path: Path, *, rest_of_card: bool = False) -> None:
+    """What is on screen of `element` once it is scrolled to the top (with `rest_of_card`: the
+    card's column from that element down to the bottom of the screen); never a blank frame."""
+    browser.js(f"{element}.scrollIntoView({{block: 'start'}})")
+    time.sleep(0.5)
+    box = CARD if rest_of_card else element
+    r = browser.js(f"(() => {{ const r = {box}.getBoundingClientRect(), t = {element}.getBoundingClientRect().top; "
+                   "return [r.left, t, r.width, Math.min(r.bottom - t, innerHeight - t)]; })()")
+    browser.screenshot(path, {"x": r[0] - 12, "y": max(0, r[1] - 12), "width": r[2] + 24, "height": r[3] + 12})
+    shot = np.asarray(Image.open(path).convert("L"), np.float32)
+    assert shot.shape[0] > 200 and shot.std() > 20, (path.name, shot.shape, shot.std())
+
+
 def test_card_renders_in_chromium_without_overflow(prefect_server, ray_local, tmp_path):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -178,10 +206,7 @@ def test_card_renders_in_chromium_without_overflow(prefect_server, ray_local, tm
         _drain_prefect_workers()
     key = res["card"]
     assert review["card"] == key and review["decision"] == "approved"
-    query = json.dumps({"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1}).encode()
-    request = urllib.request.Request(f"{prefect_server}/artifacts/filter", data=query,
-                                     headers={"content-type": "application/json"})
-    artifact = json.load(urllib.request.urlopen(request, timeout=30))[0]
+    artifact = _latest_artifact(prefect_server, key)
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
     browser = Chromium(profile)
@@ -205,17 +230,61 @@ def test_card_renders_in_chromium_without_overflow(prefect_server, ray_local, tm
             "lineage-card.png": "document.querySelector('.artifact-data-markdown img[alt=lineage]')",
         }
         for name, element in shots.items():
-            browser.js(f"{element}.scrollIntoView({{block: 'start'}})")
-            time.sleep(0.5)
-            r = browser.js(f"(() => {{ const r = {element}.getBoundingClientRect(); "
-                           "return [r.left, r.top, r.width, Math.min(r.height, innerHeight - r.top)]; })()")
-            browser.screenshot(tmp_path / name, {"x": r[0] - 12, "y": max(0, r[1] - 12), "width": r[2] + 24,
-                                                 "height": r[3] + 12})
-            shot = np.asarray(Image.open(tmp_path / name).convert("L"), np.float32)
-            assert shot.shape[0] > 200 and shot.std() > 20, (name, shot.shape, shot.std())  # not a blank frame
+            _screenshot(browser, element, tmp_path / name)
     finally:
         browser.close()
     print(f"card of {len(images)} images ready in the UI in {ready_s:.1f} s")
+    target = os.environ.get("UNIMONTAGE_SCREENSHOTS")
+    if target:
+        for name in shots:
+            shutil.copy(tmp_path / name, Path(target) / name)
+
+
+def test_training_card_renders_in_chromium_without_overflow(prefect_server, reference, tmp_path):  # noqa: F811
+    """The card of the training test's two-stage run, published by the `publish-training-card`
+    flow to this server: its five pictures decode, nothing overflows, the commands fit unscrolled."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.train_flow import publish_run_card_flow
+
+    _drain_prefect_workers()
+    try:
+        with temporary_settings({PREFECT_API_URL: prefect_server}):
+            key = publish_run_card_flow(reference["run_dir"])
+            _drain_prefect_workers()
+    finally:
+        _drain_prefect_workers()
+    artifact = _latest_artifact(prefect_server, key)
+    assert artifact["flow_run_id"] and reference["run_dir"] in artifact["description"]
+    profile = tmp_path / "chromium-profile"
+    profile.mkdir()
+    browser = Chromium(profile, height=1100)
+    alts = ["task shares", "loss", "loss per task family", "generations", "lineage"]
+    try:
+        browser.call("Page.navigate", url=prefect_server.replace("/api", f"/artifacts/artifact/{artifact['id']}"))
+        browser.wait_for(f"{IMAGES}.length >= {len(alts)} && {IMAGES}.every(i => i.complete)", timeout=90)
+        images = browser.js(f"{IMAGES}.map(i => [i.alt, i.naturalWidth, i.naturalHeight])")
+        assert [alt for alt, _, _ in images] == alts and all(w > 0 and h > 0 for _, w, h in images), images
+        headings = browser.js("[...document.querySelectorAll('.artifact-data-markdown h2')].map(h => h.innerText)")
+        assert {"Stages", "Task mix", "Text", "Loss", "Generations of the latest checkpoint", "Use it",
+                "Lineage"} <= set(headings), headings
+        assert browser.js(OVERFLOWS) == []
+        # every task in the loss table, whatever the last steps drew
+        cells = browser.js("[...document.querySelectorAll('.artifact-data-markdown td:first-child')]"
+                           ".map(td => td.innerText)")
+        assert {"edit.add", "edit.remove", "t2i.photo", "video.pair"} <= set(cells)
+        # the commands are readable without scrolling: no code block is wider than its box
+        wide = browser.js("[...document.querySelectorAll('.artifact-data-markdown pre, .artifact-data-markdown "
+                          ".markdown-renderer__code')].filter(e => e.scrollWidth > e.clientWidth + 1)"
+                          ".map(e => e.innerText.slice(0, 80))")
+        assert wide == [], wide
+        shots = {"training-card.png": "document.querySelector('.artifact-data-markdown')",
+                 "training-card-loss.png": "[...document.querySelectorAll('.artifact-data-markdown h2')]"
+                                           ".find(h => h.innerText === 'Loss')"}
+        for name, element in shots.items():
+            _screenshot(browser, element, tmp_path / name, rest_of_card=name.endswith("-loss.png"))
+    finally:
+        browser.close()
     target = os.environ.get("UNIMONTAGE_SCREENSHOTS")
     if target:
         for name in shots:

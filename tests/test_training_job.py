@@ -36,8 +36,19 @@ STAGES = [
 ]
 
 
+# One run per session: tests/test_training_card.py and tests/test_cards_browser.py import these
+# fixtures, and a module-scoped fixture imported elsewhere would train again.
+_MADE: dict[str, dict] = {}
+
+
 @pytest.fixture(scope="module")
 def setup(ray_local, tmp_path_factory):
+    if "setup" not in _MADE:
+        _MADE["setup"] = _make_setup(tmp_path_factory)
+    return _MADE["setup"]
+
+
+def _make_setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     ref = make_photo_dataset(root / "photos.lance", num=24, seed=3)
     config = {"model_overrides": TEST_MODEL, "text_encoder": str(make_text_encoder(root / "te")),
@@ -52,6 +63,12 @@ def setup(ray_local, tmp_path_factory):
 @pytest.fixture(scope="module")
 def reference(setup, prefect_harness):
     """`unimontage train` through the Prefect flow: an uninterrupted 2-worker run."""
+    if "reference" not in _MADE:
+        _MADE["reference"] = _make_reference(setup)
+    return _MADE["reference"]
+
+
+def _make_reference(setup):
     from flows.cli import app
 
     out = setup["root"] / "runs"
@@ -131,7 +148,7 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
     card = arts[0].data if arts else ""
     assert "## Loss" in card and "## Stages" in card and "## Task mix" in card and "## Text" in card
     assert "**pretrain**" in card and "**hq**" in card
-    assert card.count("data:image/png;base64,") == 3  # task shares, loss, generations
+    assert card.count("data:image/png;base64,") == 5  # task shares, loss, loss per task, generations, lineage
     assert setup["ref"] in card and len(card.encode()) < 1_000_000
 
 

@@ -185,6 +185,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "stage": stage.name,
             "loss": float(stats[0]) / world,
             "tasks": {tasks[t]: float(sums[t] / counts[t]) for t in range(n_tasks) if counts[t] > 0},
+            "task_samples": {tasks[t]: int(counts[t]) for t in range(n_tasks) if counts[t] > 0},  # the card's counts
             "lr": lr,
             "grad_norm": grad_norm,
             "samples": batch.global_batch,

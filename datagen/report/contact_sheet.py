@@ -31,16 +31,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _tile(pixels: np.ndarray, tile: int, border: tuple[int, int, int]) -> np.ndarray:
+def tile(pixels: np.ndarray, tile: int, border: tuple[int, int, int], *, pixelated: bool = False) -> np.ndarray:
+    """A square tile with a coloured frame, the image centred at its aspect ratio. `pixelated`:
+    small images are enlarged with visible pixels (a 32 px training sample stays honest)."""
     img = to_rgb(pixels)
     h, w = img.shape[:2]
     s = (tile - 4) / max(h, w)
-    img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    interpolation = cv2.INTER_NEAREST if pixelated and s > 1 else cv2.INTER_AREA
+    img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=interpolation)
     out = np.full((tile, tile, 3), 245, np.uint8)
     out[:2, :], out[-2:, :], out[:, :2], out[:, -2:] = border, border, border, border
     y0, x0 = (tile - img.shape[0]) // 2, (tile - img.shape[1]) // 2
     out[y0:y0 + img.shape[0], x0:x0 + img.shape[1]] = img
     return out
+
+
+_tile = tile
 
 
 def _arrow(tile: int) -> np.ndarray:
@@ -85,6 +91,41 @@ def render(samples: list[Sample], tile: int = 128, width: int | None = None, lab
     if not rows:
         return np.full((tile, width, 3), 255, np.uint8)
     return np.concatenate(rows, axis=0)
+
+
+def _centred_text(text: str, width: int, height: int, px: int, colour=(20, 20, 20), fill=255) -> np.ndarray:
+    band = Image.new("RGB", (width, height), (fill, fill, fill))
+    draw = ImageDraw.Draw(band)
+    font = _font(px)
+    while len(text) > 1 and draw.textlength(text, font=font) > width - 6:  # a column title never spills over
+        text = text[:-2] + "…"
+    draw.text(((width - draw.textlength(text, font=font)) / 2, (height - px) / 2 - 1), text, fill=colour, font=font)
+    return np.asarray(band)
+
+
+def column_grid(cells: list[list[np.ndarray | None]], headers: list[str], captions: list[str],
+                borders: list[tuple[int, int, int]], tile_px: int = 112, label_px: int = 12,
+                pixelated: bool = True) -> np.ndarray:
+    """Fixed columns: a title band (`headers`), then one row of `cells` per sample (None: an empty
+    cell, so a column never shifts), its caption under it. `borders` colour each column's frames."""
+    n = len(headers)
+    if any(len(row) != n for row in cells) or len(borders) != n or len(captions) != len(cells):
+        raise ValueError("column_grid: every row needs one cell per header, and one caption")
+    gap = 6
+    width = n * tile_px + (n - 1) * gap
+    spacer = np.full((tile_px, gap, 3), 255, np.uint8)
+    empty = np.full((tile_px, tile_px, 3), 250, np.uint8)
+    empty[:, [0, -1]] = empty[[0, -1], :] = 225
+    empty = np.minimum(empty, _centred_text("none", tile_px, tile_px, label_px, (160, 160, 160), 250))
+    head = [_centred_text(h, tile_px, label_px + 10, label_px) for h in headers]
+    parts = [np.concatenate([x for i, h in enumerate(head) for x in ([h] if i == 0 else
+                             [np.full((label_px + 10, gap, 3), 255, np.uint8), h])], axis=1)]
+    for row, caption in zip(cells, captions):
+        tiles = [empty if c is None else tile(c, tile_px, b, pixelated=pixelated) for c, b in zip(row, borders)]
+        strip = np.concatenate([x for i, t in enumerate(tiles) for x in ([t] if i == 0 else [spacer, t])], axis=1)
+        rule = np.full((1, width, 3), 215, np.uint8)
+        parts += [np.full((4, width, 3), 255, np.uint8), strip, _label(caption, width, label_px), rule]
+    return np.concatenate(parts, axis=0)
 
 
 def save_png(sheet: np.ndarray, path: str) -> None:
