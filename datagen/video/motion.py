@@ -38,6 +38,7 @@ import numpy as np
 from datagen.portable import portable_cv
 from datagen.schema import quantize
 from datagen.video import camera
+from datagen.video.contrast import stretch_pair
 from datagen.video.optical_flow import dense_flow
 
 WORK_SIDE = 320
@@ -67,6 +68,11 @@ class MotionEstimate:
     alignment: float  # NCC of A and camera-compensated B over their overlap; -1 when unknown
     method: str
     model: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
+    contrast_gain: float = 1.0  # how much both frames were stretched before the flow (contrast.py)
+    # False when too little of the frame can be followed (no contrast, or fewer trusted vectors
+    # than the camera fit needs): the numbers above are then not a measurement and a pair is
+    # rejected as `unmeasurable_motion` instead of being called static.
+    measurable: bool = True
 
     def as_meta(self) -> dict:
         return {
@@ -79,6 +85,7 @@ class MotionEstimate:
             "texture_fraction": round(self.texture_fraction, 3),
             "matched_fraction": round(self.matched_fraction, 3),
             "alignment": round(self.alignment, 3),
+            "contrast_gain": round(self.contrast_gain, 3),
         }
 
 
@@ -133,7 +140,11 @@ def _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_di
         ga, gb = to_work(ca, size), to_work(cb, size)
     else:
         ga, gb = to_work(frame_a, size), to_work(frame_b, size)
+    ga, gb, stretch = stretch_pair(ga, gb)
+    if method != "raft":
         ca, cb = ga, gb
+    elif stretch.lut is not None:
+        ca, cb = stretch.lut[ca], stretch.lut[cb]
     h, w = ga.shape
     model1 = camera.coarse_model(ga, gb)
     # Full-size pass on B warped onto A: only the residual motion is left to measure.
@@ -170,18 +181,21 @@ def _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_di
     camera_px = float(cam.mean())
     local_px = float((measured - cam[local]).sum() / cam.size)
     n_textured = int(textured.sum())
+    n_trusted = int(trusted.sum())
     return _estimate(
         model=model,
         camera_px=camera_px,
         local_px=local_px,
         inliers=inlier_fraction,
         texture_fraction=n_textured / textured.size,
-        matched=float(trusted.sum() / n_textured) if n_textured else 0.0,
+        matched=n_trusted / n_textured if n_textured else 0.0,
         alignment=camera.alignment(ga, gb, model) if with_alignment else -1.0,
         method=method,
         wh=(w, h),
         sxy=(sx, sy),
         diagonal=math.hypot(ow, oh),
+        gain=stretch.gain,
+        measurable=not stretch.flat and n_trusted >= camera.MIN_POINTS,
     )
 
 
@@ -190,7 +204,8 @@ def _length(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return np.sqrt(dx * dx + dy * dy)
 
 
-def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched, alignment, method, wh, sxy, diagonal):
+def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched, alignment, method, wh, sxy, diagonal,
+              gain, measurable):
     (w, h), (sx, sy) = wh, sxy
     cxw, cyw = (w - 1) / 2.0, (h - 1) / 2.0
     px, py = camera.apply(model, np.float64(cxw), np.float64(cyw))
@@ -215,6 +230,8 @@ def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched,
         alignment=quantize(alignment),
         method=method,
         model=tuple(tuple(quantize(v) for v in row) for row in orig),  # type: ignore[arg-type]
+        contrast_gain=quantize(gain),
+        measurable=measurable,
     )
 
 
