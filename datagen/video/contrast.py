@@ -42,8 +42,7 @@ class Stretch:
 def stretch_pair(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[np.ndarray, np.ndarray, Stretch]:
     """Both uint8 grey frames through one linear map to `TARGET_SPREAD` levels (capped gain),
     centred on mid-grey; returned unchanged when their contrast is already enough."""
-    hist = np.bincount(grey_a.ravel(), minlength=256) + np.bincount(grey_b.ravel(), minlength=256)
-    lo, hi = _percentile(hist, TAIL), _percentile(hist, 1.0 - TAIL)
+    lo, hi = pair_range(grey_a, grey_b)
     spread = hi - lo
     if spread >= TARGET_SPREAD:
         return grey_a, grey_b, Stretch(1.0, spread)
@@ -52,6 +51,18 @@ def stretch_pair(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[np.ndarray, np
     levels = np.arange(256, dtype=np.float64)
     lut = np.clip(np.round(128.0 + (levels - (lo + hi) / 2.0) * gain), 0, 255).astype(np.uint8)
     return lut[grey_a], lut[grey_b], Stretch(float(gain), spread, lut)
+
+
+def pair_range(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[int, int]:
+    """1st and 99th percentile grey level over both frames."""
+    hist = np.bincount(grey_a.ravel(), minlength=256) + np.bincount(grey_b.ravel(), minlength=256)
+    return _percentile(hist, TAIL), _percentile(hist, 1.0 - TAIL)
+
+
+def is_flat(grey_a: np.ndarray, grey_b: np.ndarray) -> bool:
+    """No contrast to follow in either frame: motion between them cannot be observed."""
+    lo, hi = pair_range(grey_a, grey_b)
+    return hi - lo < MIN_SPREAD
 
 
 def _percentile(hist: np.ndarray, q: float) -> int:

@@ -242,15 +242,17 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- whole videos
 @dataclass(frozen=True)
 class VideoMotion:
-    """Motion between consecutive sampled frames of one video."""
+    """Motion between consecutive sampled frames of one video. Pairs whose motion cannot be
+    observed (no contrast) are listed in `unmeasurable` and carry no number."""
 
-    times: list[tuple[float, float]]  # (t_a, t_b) of each pair, seconds
+    times: list[tuple[float, float]]  # (t_a, t_b) of each measured pair, seconds
     magnitudes: list[float]  # mean motion per pair, original pixels
     norms: list[float]  # the same divided by the frame diagonal
     mean: float  # mean of `magnitudes`
     mean_norm: float
     width: int
     height: int
+    unmeasurable: list[tuple[float, float]] = field(default_factory=list)  # (t_a, t_b) of pairs not measured
 
 
 def score_video(
@@ -262,7 +264,8 @@ def score_video(
     raft_dir: str | Path | None = None,
     limits=None,
 ) -> VideoMotion:
-    """Per-pair motion of frames sampled at `fps`; raises VideoRejected for unusable files.
+    """Per-pair motion of frames sampled at `fps`; raises VideoRejected for unusable files, and
+    as `unmeasurable_motion` when no pair's motion can be observed (a flat grey clip).
 
     Frames are decoded straight to working size (grey for DIS/Farneback), so no full-size
     RGB frame is ever made.
@@ -274,17 +277,19 @@ def score_video(
     info = probe(path, limits)
     size = work_size(info.width, info.height, work_side)
     duration = info.duration if info.duration > 0 else limits.max_duration_s
-    times, mags, norms = [], [], []
+    times, mags, norms, unmeasurable = [], [], [], []
     frames = read_frames(info, sample_times(duration, fps), size=size, grey=method != "raft")
     with prefetched(frames) as stream:  # decode the next frame while scoring this pair
-        n = _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms)
+        n = _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms, unmeasurable)
     if n < 2:
         raise VideoRejected("too_few_frames", f"{n} frame(s) at {fps} fps sampling")
+    if not mags:
+        raise VideoRejected("unmeasurable_motion", f"none of {n - 1} frame pairs has contrast enough to follow")
     mean = float(np.mean(mags))
-    return VideoMotion(times, mags, norms, mean, mean / info.diagonal, info.width, info.height)
+    return VideoMotion(times, mags, norms, mean, mean / info.diagonal, info.width, info.height, unmeasurable)
 
 
-def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms) -> int:
+def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms, unmeasurable) -> int:
     prev, n = None, 0
     for frame in stream:
         if prev is not None:
@@ -297,8 +302,11 @@ def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms)
                 raft_dir=raft_dir,
                 with_alignment=False,
             )
-            times.append((prev.time, frame.time))
-            mags.append(est.motion_px)
-            norms.append(est.motion_norm)
+            if not est.measurable:
+                unmeasurable.append((prev.time, frame.time))
+            else:
+                times.append((prev.time, frame.time))
+                mags.append(est.motion_px)
+                norms.append(est.motion_norm)
         prev, n = frame, n + 1
     return n

@@ -30,6 +30,7 @@ from datagen.portable import portable_cv
 from datagen.schema import Picture, Reject, Sample, make_id, quantize
 from datagen.video import captions
 from datagen.video.config import VideoPairsConfig
+from datagen.video.contrast import is_flat
 from datagen.video.decode import prefetched, read_frames, sample_times
 from datagen.video.filters import (
     FrameQuality,
@@ -252,8 +253,14 @@ class _VideoRun:
         meta["drawn_gap_s"] = round(drawn_gap, 4)
         for f in (a, b):
             if f.problem:
+                # A featureless frame also fails the blur test; "no motion can be seen" says more.
+                if f.problem[0] == "blurry" and is_flat(a.work, b.work):
+                    return self._unmeasurable(a, b, meta, "the frames have no contrast to follow")
                 return self._reject(*f.problem, a, b, TASK_PAIR, meta)
         est = self._motion(a, b)
+        if not est.measurable:
+            return self._unmeasurable(a, b, meta, f"too little texture to follow even after a {est.contrast_gain:.1f}x "
+                                      "contrast stretch")  # fmt: skip
         problem = motion_problem(est.motion_norm, self.config.motion, est.motion_px, self.config.min_motion_px)
         if problem:
             return self._reject(*problem, a, b, TASK_PAIR, {**meta, "motion_px": round(est.motion_px, 3)})
@@ -278,6 +285,10 @@ class _VideoRun:
         text = captions.template_instruction("pair", self.text_rng, gap_s=b.time - a.time, camera=words)
         weight = motion_weight(est.motion_norm, self.config.motion)
         self._emit(TASK_PAIR, "pair", a, b, b.rgb, text, scores, weight, meta)
+
+    def _unmeasurable(self, a: _Frame, b: _Frame, meta: dict, why: str) -> None:
+        # No motion number in the row: an unobservable motion is not a small one.
+        self._reject("unmeasurable_motion", f"motion cannot be measured: {why}", a, b, TASK_PAIR, meta)
 
     def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None) -> None:
         meta = {**self._meta(kind, a, b), **(extra or {})}
