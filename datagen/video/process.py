@@ -8,8 +8,8 @@ copy of the item's video and the item's URI as `source`, the name records carry.
 Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arrive in
 time order; each is measured once (working-size grey, colour histogram, sharpness,
 exposure); consecutive frames are compared for cuts; the pair planner completes pairs
-within the current shot; cut and stitched cross-transition pairs are cut from the same
-stream. Memory holds the open anchors and the kept pairs, never the whole video: at most
+within the current shot; cut, stitched and re-cut cross-transition pairs are cut from the
+same stream (re-cuts at the end of the video, from a few frames held for them). Memory holds the open anchors and the kept pairs, never the whole video: at most
 `max_pairs_per_video` samples of every kind (within-shot, cut and stitched pairs count
 alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
 at `max_store_side` (200 pairs of 1024x576: ~0.7 GB at worst, frames shared between pairs
@@ -44,12 +44,14 @@ from datagen.video.motion import MotionEstimate, estimate_motion, to_work, work_
 from datagen.video.pairs import PairPlanner
 from datagen.video.phash import PairIndex, phash
 from datagen.video.probe import VideoInfo, VideoRejected, content_hash, probe
+from datagen.video.recuts import RecutPlanner
 from datagen.video.shots import colour_histogram, hist_distance, judge_cut
 from datagen.video.transitions import plan_stitches, recrop
 
 GENERATOR = "datagen.video@1"
 TASK_PAIR = "video.pair"
 TASK_TRANSITION = "video.transition"
+TASK_RECUT = "video.recut"
 # Pair-level reject rows kept per video; past it they are counted in one `rejects_capped`
 # row. A 4-hour black video sampled at 30 fps would otherwise hold (and write) ~10^5 rows.
 MAX_PAIR_REJECTS = 1000
@@ -136,8 +138,10 @@ class _VideoRun:
                  source: str):
         self.info, self.config, self.video_id, self.digest, self.source = info, config, video_id, digest, source
         # Independent sub-streams: changing how captions draw never moves which pairs are made.
-        r_pairs, r_stitch, r_text, r_crop = rng.spawn(4)
+        # (Spawned children depend only on their position: adding a fifth left the first four as they were.)
+        r_pairs, r_stitch, r_text, r_crop, r_recut = rng.spawn(5)
         self.text_rng, self.crop_rng = r_text, r_crop
+        self.recuts: RecutPlanner[_Frame] = RecutPlanner(config.recut_pairs, r_recut)
         self.planner: PairPlanner[_Frame] = PairPlanner(
             config.gap_range_s, config.anchor_every_s, 1.0 / config.sample_fps, r_pairs
         )
@@ -181,11 +185,13 @@ class _VideoRun:
                                                       "alignment": cut.alignment})  # fmt: skip
         self._pairs(self.planner.push(f, grid))
         self._stitch(f)
+        self.recuts.offer(f.shot, f, f.time, f.problem is None)
         self.prev = f
 
     def finish(self) -> None:
         if self.prev is not None:
             self._pairs(self.planner.close_shot(self.prev, self.prev.grid))
+        self._recuts()
         if self.rejects_dropped:
             self.rejects.append(Reject(
                 reason="rejects_capped", detail=f"{self.rejects_dropped} more rejected pairs not listed (the first "
@@ -215,6 +221,17 @@ class _VideoRun:
             self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
             self.stitches.pop(0)
             self.stitch_a = None
+
+    def _recuts(self) -> None:
+        for out, into in self.recuts.finish():
+            if self.full:
+                return
+            a, b = out.item, into.item
+            order = "later" if into.shot > out.shot else "earlier"
+            extra = {"order": order, "shot_a_s": [round(out.start, 4), round(out.end, 4)],
+                     "shot_b_s": [round(into.start, 4), round(into.end, 4)]}  # fmt: skip
+            self._transition(a, b, "recut", {"hist_distance": hist_distance(a.hist, b.hist)}, extra=extra,
+                             task=TASK_RECUT, order=order)  # fmt: skip
 
     # ------------------------------------------------------------------ samples
     def _motion(self, a: _Frame, b: _Frame) -> MotionEstimate:
@@ -290,14 +307,15 @@ class _VideoRun:
         # No motion number in the row: an unobservable motion is not a small one.
         self._reject("unmeasurable_motion", f"motion cannot be measured: {why}", a, b, TASK_PAIR, meta)
 
-    def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None) -> None:
+    def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None,
+                    task: str = TASK_TRANSITION, order: str = "") -> None:
         meta = {**self._meta(kind, a, b), **(extra or {})}
         for f in (a, b):
             if f.problem:
-                return self._reject(*f.problem, a, b, TASK_TRANSITION, meta)
+                return self._reject(*f.problem, a, b, task, meta)
         scores = {**scores, "frame_sharpness": min(a.quality.sharpness, b.quality.sharpness)}
-        text = captions.template_instruction(kind, self.text_rng)
-        self._emit(TASK_TRANSITION, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
+        text = captions.template_instruction(kind, self.text_rng, order=order)
+        self._emit(task, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
 
     def _emit(self, task, kind, a, b, b_pixels, text, scores, weight, meta) -> None:
         meta["caption_source"] = "template"

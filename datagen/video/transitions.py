@@ -6,6 +6,9 @@ Two kinds (iMontage trains on pairs across shot changes, not only within shots):
 - "stitched": two clips of one video at least `min_separation_s` apart are treated as if
   edited together; B is re-cropped (a tighter framing at a random position, resized back
   to the frame size), the classic cut to a closer shot. The crop box is kept in meta.
+
+A third kind, re-cuts that splice two different shots of the video at random moments
+(task `video.recut`), lives in `recuts.py`.
 """
 
 from __future__ import annotations
