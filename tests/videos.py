@@ -36,18 +36,12 @@ def canvas(kind: str = "photos") -> np.ndarray:
     mosaic with its contrast cut to a grey-level standard deviation of 8 ("low_contrast")."""
     if kind not in _canvases:
         if kind == "low_contrast":
-            _canvases[kind] = low_contrast(canvas("photos"))
+            _canvases[kind] = S.low_contrast(canvas("photos"))
         else:
             _canvases[kind] = S.mosaic(1536, 2048) if kind == "photos" else S.sky_canvas(1536, 2048)
     return _canvases[kind]
 
 
-def low_contrast(rgb: np.ndarray, grey_std: float = 8.0) -> np.ndarray:
-    """The photo squeezed towards its mean colour until its grey levels have `grey_std`
-    standard deviation (haze, fog, a flat grade)."""
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
-    mean = rgb.reshape(-1, 3).mean(axis=0)
-    return np.clip(np.round(mean + (rgb - mean) * (grey_std / grey.std())), 0, 255).astype(np.uint8)
 
 
 def write(path: Path, frames: list[np.ndarray], fps: float, codec: str = "h264", **kw) -> Path:

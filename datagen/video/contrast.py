@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # Grey levels between the 1st and 99th percentile that ordinary footage spans at least
@@ -55,7 +56,7 @@ def stretch_pair(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[np.ndarray, np
 
 def pair_range(grey_a: np.ndarray, grey_b: np.ndarray) -> tuple[int, int]:
     """1st and 99th percentile grey level over both frames."""
-    hist = np.bincount(grey_a.ravel(), minlength=256) + np.bincount(grey_b.ravel(), minlength=256)
+    hist = _histogram(grey_a) + _histogram(grey_b)
     return _percentile(hist, TAIL), _percentile(hist, 1.0 - TAIL)
 
 
@@ -63,6 +64,12 @@ def is_flat(grey_a: np.ndarray, grey_b: np.ndarray) -> bool:
     """No contrast to follow in either frame: motion between them cannot be observed."""
     lo, hi = pair_range(grey_a, grey_b)
     return hi - lo < MIN_SPREAD
+
+
+def _histogram(grey: np.ndarray) -> np.ndarray:
+    # Integer counts (exact in calcHist's float32 below 2^24 pixels per frame); ~5x faster than
+    # np.bincount, which matters because every pair of every video pays it.
+    return cv2.calcHist([grey], [0], None, [256], [0, 256]).ravel().astype(np.int64)
 
 
 def _percentile(hist: np.ndarray, q: float) -> int:

@@ -6,6 +6,11 @@ small, so the plain mean under-reads camera motion by roughly the flat fraction 
 frame (a 20 px pan over a frame that is 80% sky reads as ~3 px). What we report instead is
 the mean length of the best motion field we can defend, over the whole frame:
 
+0. Contrast first: a low-contrast pair (fog, haze, a flat grade) is stretched by one linear map
+   shared by both frames (`contrast.py`), so texture, the photometric check and the flow
+   are judged relative to the frame. A pair with no contrast at all, or fewer trusted
+   vectors than the camera fit needs, is `measurable=False`: its numbers are no measurement,
+   and the video-pairs product rejects it as `unmeasurable_motion` instead of calling it static.
 1. Camera: a similarity (shift, zoom, roll) fitted robustly (RANSAC, then least squares) to
    flow at textured pixels whose match B confirms photometrically, then evaluated at
    *every* pixel: the camera moves a flat wall exactly as it moves the textured parts.
