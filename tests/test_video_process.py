@@ -84,6 +84,7 @@ def test_stitched_pairs_are_recropped(processed):
         assert lo - 0.01 <= x1 - x0 <= hi + 0.01 and (x1 - x0) == pytest.approx(y1 - y0, abs=0.02)
         assert s.meta["t_b"] - s.meta["t_a"] >= 2.0 - 0.05
         assert s.outputs[0].pixels.shape == s.inputs[0].pixels.shape
+        assert s.meta["shot_a"] == s.meta["shot_b"]  # a closer framing of the same scene, never across a cut
 
 
 def _rows(result):

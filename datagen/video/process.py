@@ -217,8 +217,11 @@ class _VideoRun:
         if self.stitch_a is None and f.grid >= ta - self.half:
             self.stitch_a = f
         elif self.stitch_a is not None and f.grid >= tb - self.half:
-            crop, box = recrop(f.rgb, self.crop_rng, self.config.recrop_scale)
-            self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
+            # "A closer shot" of another scene would be a false instruction: across a cut the
+            # re-cut pairs (recuts.py) speak for the splice, and this stitch is not made.
+            if f.shot == self.stitch_a.shot:
+                crop, box = recrop(f.rgb, self.crop_rng, self.config.recrop_scale)
+                self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
             self.stitches.pop(0)
             self.stitch_a = None
 
