@@ -9,9 +9,10 @@ Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arr
 time order; each is measured once (working-size grey, colour histogram, sharpness,
 exposure); consecutive frames are compared for cuts; the pair planner completes pairs
 within the current shot; cut, stitched and re-cut cross-transition pairs are cut from the
-same stream (re-cuts at the end of the video, from a few frames held for them). Memory holds the open anchors and the kept pairs, never the whole video: at most
-`max_pairs_per_video` samples of every kind (within-shot, cut and stitched pairs count
-alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
+same stream (re-cuts at the end of the video, from a few frames held for them). Memory
+holds the open anchors and the kept pairs, never the whole video: at most
+`max_pairs_per_video` samples of every kind (within-shot, cut, stitched and re-cut pairs
+count alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
 at `max_store_side` (200 pairs of 1024x576: ~0.7 GB at worst, frames shared between pairs
 counted once), whatever the video's length or number of cuts.
 
