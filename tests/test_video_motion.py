@@ -8,6 +8,8 @@ import torch
 
 from datagen.video import synthetic as S
 from datagen.video.optical_flow import RAFT_FILES, raft_weights_file
+from datagen.rng import sample_rng
+from datagen.video import VideoPairsConfig, VideoRejected, process_video
 from datagen.video.motion import estimate_motion, flow_magnitude, score_video
 
 try:
@@ -57,6 +59,63 @@ def test_flat_sky_is_not_under_read(tmp_path, res):
                                  cy=V.sky_centre(size[1]))  # fmt: skip
     vm = score_video(path)
     assert_track(vm, truth, f"sky {res}")
+
+
+@pytest.fixture(scope="module")
+def low_clips(tmp_path_factory):
+    d = tmp_path_factory.mktemp("low")
+    return {res: V.low_contrast_clip(d / f"low_{res}.mp4", size) for res, size in V.SIZES.items()}
+
+
+@pytest.mark.parametrize("res", ["360p", "720p"])
+def test_low_contrast_footage_is_read(low_clips, res):
+    """A photo with a grey-level std of 8 panned 8 px, zoomed 3%, rolled 2 degrees: without the
+    contrast stretch this read 0.6-1.9 px (texture on 0.1% of the frame) and counted as static."""
+    path, truth = low_clips[res]
+    assert 7.0 < float(np.std(V.canvas("low_contrast").mean(axis=2))) < 9.0
+    vm = score_video(path)
+    assert vm.unmeasurable == []
+    assert_track(vm, truth, f"low contrast {res}")
+
+
+def test_contrast_stretch_leaves_ordinary_footage_alone():
+    size = (640, 360)
+    pa, pb = S.Pose(1000.0, 760.0), S.Pose(1008.0, 760.0)
+    normal = estimate_motion(S.render(V.canvas(), pa, size), S.render(V.canvas(), pb, size))
+    low = estimate_motion(*(S.render(V.canvas("low_contrast"), p, size) for p in (pa, pb)))
+    assert normal.contrast_gain == 1.0 and normal.measurable
+    assert low.contrast_gain > 3.0 and low.measurable and low.texture_fraction > 0.03
+    assert low.as_meta()["contrast_gain"] == pytest.approx(low.contrast_gain, abs=1e-3)
+
+
+def test_flat_grey_clip_is_unmeasurable_not_static(tmp_path):
+    """No contrast: there is no motion to read, so no number is reported for it."""
+    path = V.flat_grey(tmp_path / "grey.mp4")
+    with pytest.raises(VideoRejected) as err:
+        score_video(path)
+    assert err.value.reason == "unmeasurable_motion"
+    grey = np.full((180, 320), 128, np.uint8)
+    assert not estimate_motion(grey, grey).measurable
+    samples, rejects = process_video(path, VideoPairsConfig(videos="-", min_motion_px=2.0), sample_rng(0, 0))
+    assert samples == [] and rejects
+    assert {r.reason for r in rejects} == {"unmeasurable_motion"}
+    assert all("motion_px" not in r.meta for r in rejects)
+
+
+def test_low_contrast_pairs_pass_the_motion_floor(low_clips):
+    """The issue's user: --min-motion 4 at 720p kept nothing of a moving low-contrast clip."""
+    path, truth = low_clips["720p"]
+    cfg = VideoPairsConfig(videos="-", min_motion_px=4.0, gap_range_s=(0.5, 0.5), anchor_every_s=0.5,
+                           stitched_pairs=0, max_phash_distance=0, quality={"min_sharpness": 5.0})  # fmt: skip
+    samples, rejects = process_video(path, cfg, sample_rng(0, 0))
+    kept = {s.meta["frame_a"]: s for s in samples if s.meta["kind"] == "pair"}
+    assert kept and all(s.meta["frame_b"] == k + 1 for k, s in kept.items())
+    for k, s in kept.items():
+        assert truth[k] > 4.0 and close(s.scores["motion_px"], truth[k])
+        assert s.meta["camera"]["contrast_gain"] > 3.0
+    for r in rejects:  # only the pair whose camera held still
+        assert r.reason == "static_pair" and truth[r.meta["frame_a"]] < 0.01, (r.reason, r.detail)
+    assert len(kept) + len(rejects) >= 3
 
 
 def test_plain_mean_flow_under_reads_flat_frames():

@@ -42,7 +42,7 @@ def test_records_are_valid_and_round_trip(processed):
     assert len(samples) >= 15
     for s in samples:
         validate(s)
-        assert s.task in ("video.pair", "video.transition")
+        assert s.task in ("video.pair", "video.transition", "video.recut")
         assert [p.format for p in s.inputs + s.outputs] == ["jpeg", "jpeg"]
         assert s.source_ids[1].startswith("sha256:") and len(s.source_ids[1]) == 71
         assert s.instruction.count("<image 1>") == 1
@@ -69,6 +69,9 @@ def test_each_clip_gives_what_its_camera_did(processed):
     assert gif_samples == [] and [r.reason for r in gif_rejects] == ["too_small"]
     cut_kinds = [s.meta["kind"] for s in processed["cuts"][0]]
     assert cut_kinds.count("cut") == 2
+    # Re-cuts need two shots: only the clip with cuts has them.
+    assert cut_kinds.count("recut") == 2
+    assert all(s.task != "video.recut" for name, (ss, _) in processed.items() if name != "cuts" for s in ss)
 
 
 def test_stitched_pairs_are_recropped(processed):
@@ -81,6 +84,7 @@ def test_stitched_pairs_are_recropped(processed):
         assert lo - 0.01 <= x1 - x0 <= hi + 0.01 and (x1 - x0) == pytest.approx(y1 - y0, abs=0.02)
         assert s.meta["t_b"] - s.meta["t_a"] >= 2.0 - 0.05
         assert s.outputs[0].pixels.shape == s.inputs[0].pixels.shape
+        assert s.meta["shot_a"] == s.meta["shot_b"]  # a closer framing of the same scene, never across a cut
 
 
 def _rows(result):

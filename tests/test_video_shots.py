@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import cv2
+import numpy as np
 import pytest
 
 from datagen.rng import sample_rng
 from datagen.video import VideoPairsConfig, process_video
 from datagen.video import synthetic as S
 from datagen.video.motion import estimate_motion
+from datagen.video.recuts import RecutPlanner
 from datagen.video.shots import colour_histogram, hist_distance, judge_cut, shot_ids
 
 try:
@@ -64,6 +66,51 @@ def test_transitions_are_their_own_task(cut_video):
         if s.task == "video.transition":
             assert true_shot(s.meta["t_a"]) != true_shot(s.meta["t_b"])
             assert "<image 1>" in s.instruction
+
+
+def test_recuts_splice_two_different_shots(cut_video):
+    """Re-cuts: a moment of one shot, then a moment of another, in either order; the shots and
+    their extents are in meta and agree with where the cuts really are."""
+    _, samples, _ = cut_video
+    recuts = [s for s in samples if s.task == "video.recut"]
+    assert len(recuts) == pairs_config().recut_pairs
+    assert len({(s.meta["shot_a"], s.meta["shot_b"]) for s in recuts}) == len(recuts)
+    for s in recuts:
+        m = s.meta
+        assert m["kind"] == "recut" and m["shot_a"] != m["shot_b"]
+        assert (true_shot(m["t_a"]), true_shot(m["t_b"])) == (m["shot_a"], m["shot_b"])
+        for t, (start, end), shot in ((m["t_a"], m["shot_a_s"], m["shot_a"]), (m["t_b"], m["shot_b_s"], m["shot_b"])):
+            assert start <= t <= end and true_shot(start) == true_shot(end) == shot
+        assert m["order"] == ("later" if m["shot_b"] > m["shot_a"] else "earlier")
+        assert f" {m['order']} shot" in s.instruction and s.instruction.count("<image 1>") == 1
+        assert s.scores["hist_distance"] > 0.2  # another photo: the colours differ
+        assert s.inputs[0].pixels.shape == s.outputs[0].pixels.shape
+
+
+def test_recut_planner_holds_few_frames_and_draws_from_its_rng():
+    def run(seed, shots=50, per_shot=3, n=3, bad=()):
+        planner = RecutPlanner(n, np.random.default_rng(seed))
+        peak = 0
+        for k in range(shots):
+            for j in range(per_shot):
+                planner.offer(k, (k, j), k * 10.0 + j, usable=(k, j) not in bad)
+                peak = max(peak, len(planner.held))
+        return planner.finish(), peak
+
+    pairs, peak = run(0)
+    assert peak <= 6 and len(pairs) == 3  # memory: 2n shots, whatever the video's length
+    assert all(a.shot != b.shot and a.item[0] == a.shot and b.item[0] == b.shot for a, b in pairs)
+    assert all(a.start == a.shot * 10.0 and a.end == a.shot * 10.0 + 2 for a, _ in pairs)
+    assert len({(a.shot, b.shot) for a, b in pairs}) == 3
+    again, _ = run(0)
+    assert [(a.shot, a.item, b.shot, b.item) for a, b in pairs] == [(a.shot, a.item, b.shot, b.item) for a, b in again]
+    shots_over_seeds = {a.shot for s in range(20) for a, _ in run(s)[0]}
+    assert len(shots_over_seeds) > 25  # any shot of the video can be chosen, not only the first ones
+    everything, _ = run(1, shots=4, n=20)  # every ordered pair of 4 shots, once
+    assert sorted((a.shot, b.shot) for a, b in everything) == [(i, j) for i in range(4) for j in range(4) if i != j]
+    bad = {(k, j) for k in range(50) for j in (0, 2)}  # only the middle frame of each shot is usable
+    assert all(a.item[1] == 1 and b.item[1] == 1 for a, b in run(2, bad=bad)[0])
+    assert run(3, shots=1)[0] == [] and run(3, n=0)[0] == []
 
 
 def test_judge_cut_on_camera_motion_versus_new_scene():

@@ -51,7 +51,7 @@ def test_video_pairs_flow(prefect_harness, ray_local, clips, tmp_path):
                                   motion={"max_weight": 2.5})
     ds = lance.dataset(out)
     rows = ds.to_table(columns=["task", "scores", "weight", "meta", "source_ids"]).to_pylist()
-    assert {r["task"] for r in rows} == {"video.pair", "video.transition"}
+    assert {r["task"] for r in rows} == {"video.pair", "video.transition", "video.recut"}
     rejects = lance.dataset(res["rejects_uri"]).to_table().to_pylist()
     by_source = {}
     for r in rejects:

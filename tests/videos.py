@@ -32,10 +32,16 @@ def sky_centre(height: int, ground: float = 0.3) -> float:
 
 
 def canvas(kind: str = "photos") -> np.ndarray:
-    """2048x1536 photo mosaic, or the same with a flat sky over the top 65% ("sky")."""
+    """2048x1536 photo mosaic, the same with a flat sky over the top 65% ("sky"), or the
+    mosaic with its contrast cut to a grey-level standard deviation of 8 ("low_contrast")."""
     if kind not in _canvases:
-        _canvases[kind] = S.mosaic(1536, 2048) if kind == "photos" else S.sky_canvas(1536, 2048)
+        if kind == "low_contrast":
+            _canvases[kind] = S.low_contrast(canvas("photos"))
+        else:
+            _canvases[kind] = S.mosaic(1536, 2048) if kind == "photos" else S.sky_canvas(1536, 2048)
     return _canvases[kind]
+
+
 
 
 def write(path: Path, frames: list[np.ndarray], fps: float, codec: str = "h264", **kw) -> Path:
@@ -66,6 +72,21 @@ def shift_ladder(path: Path, size: tuple[int, int], codec: str = "h264", shifts=
         p = poses[-1]
         poses.append(S.Pose(p.cx + sign * d * np.cos(angle), p.cy + sign * d * np.sin(angle)))
     return pose_clip(path, poses, size, 2.0, codec, kind)
+
+
+def low_contrast_clip(path: Path, size: tuple[int, int]):
+    """The issue's case on a low-contrast photo: an 8 px pan, a 3% zoom, a 2 degree roll, and
+    a still pair, between consecutive frames."""
+    c = S.Pose(1024.0, 768.0)
+    poses = [c, S.Pose(c.cx + 8, c.cy), S.Pose(c.cx + 8, c.cy, 1.03), S.Pose(c.cx + 8, c.cy, 1.03, 2.0),
+             S.Pose(c.cx + 8, c.cy, 1.03, 2.0)]  # fmt: skip
+    return pose_clip(path, poses, size, 2.0, kind="low_contrast")
+
+
+def flat_grey(path: Path, size=(320, 180), fps: float = 2.0, seconds: float = 3.0, level: int = 128) -> Path:
+    """Nothing but mid-grey: no motion can be observed, whatever the camera did."""
+    frame = np.full((size[1], size[0], 3), level, np.uint8)
+    return write(path, [frame] * int(fps * seconds), fps)
 
 
 def zoom_roll_clip(path: Path, size: tuple[int, int], codec: str = "h264"):

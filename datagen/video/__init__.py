@@ -1,5 +1,5 @@
 """Video frame-pair data (iMontage): decode sampled frames, find shots, score motion,
-filter, and turn one video into `video.pair` / `video.transition` samples.
+filter, and turn one video into `video.pair` / `video.transition` / `video.recut` samples.
 
 The product (config, plan, item function) is declared in `datagen.video.product`.
 
@@ -20,12 +20,13 @@ from datagen.video.motion import (
     score_video,
 )
 from datagen.video.probe import Limits, VideoInfo, VideoRejected, probe
-from datagen.video.process import GENERATOR, TASK_PAIR, TASK_TRANSITION, process_video
+from datagen.video.process import GENERATOR, TASK_PAIR, TASK_RECUT, TASK_TRANSITION, process_video
 from datagen.video.synthetic import make_demo_clips
 
 __all__ = [
     "GENERATOR",
     "TASK_PAIR",
+    "TASK_RECUT",
     "TASK_TRANSITION",
     "Limits",
     "MotionEstimate",

@@ -33,6 +33,12 @@ TEMPLATES = {
         "Show a tighter framing from later in the video of <image 1>.",
         "Jump ahead in the video of <image 1> and frame the scene more closely.",
     ],
+    # {order}: "later" or "earlier", where shot B lies in the video relative to shot A.
+    "recut": [
+        "Cut from <image 1> to {order_article} {order} shot of the same video.",
+        "Re-edit the video of <image 1>: cut to a moment of {order_article} {order} shot.",
+        "Show {order_article} {order} shot from the same footage as <image 1>, as if the editor cut to it here.",
+    ],
 }
 VLM_PROMPT = (
     "The first image is a video frame and the second is a later frame of the same video. "
@@ -64,9 +70,12 @@ def _gap_words(gap_s: float) -> str:
     return "one second" if abs(gap_s - 1.0) < 0.05 else f"{gap_s:.1f} seconds"
 
 
-def template_instruction(kind: str, rng: np.random.Generator, *, gap_s: float = 0.0, camera: list[str] = ()) -> str:
+def template_instruction(kind: str, rng: np.random.Generator, *, gap_s: float = 0.0, camera: list[str] = (),
+                         order: str = "") -> str:
     options = TEMPLATES[kind]
     text = options[int(rng.integers(len(options)))]
+    if kind == "recut":
+        return text.format(order=order, order_article="an" if order[:1] in "aeiou" else "a")
     if kind != "pair":
         return text
     cam = f", as {' and '.join(camera[:2])}" if camera else ""

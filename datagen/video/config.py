@@ -61,6 +61,9 @@ class VideoPairsConfig(ProductConfig):
                                 max=100, advanced=True)
     stitch_min_separation_s: float = param(3.0, "Seconds between the two clips of a stitched pair, at least.",
                                            min=0.0, max=86_400.0, advanced=True)
+    recut_pairs: int = param(2, "Per video with two or more shots: pairs that splice a moment of one shot to a "
+                             "moment of another (a re-cut at the known shot boundaries, either order).", min=0,
+                             max=50, advanced=True)
     recrop_scale: tuple[float, float] = param((0.55, 0.85), "Side of the re-crop window / frame side: min,max.",
                                               min=0.05, max=1.0, advanced=True)
     # instructions

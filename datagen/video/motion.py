@@ -6,6 +6,11 @@ small, so the plain mean under-reads camera motion by roughly the flat fraction 
 frame (a 20 px pan over a frame that is 80% sky reads as ~3 px). What we report instead is
 the mean length of the best motion field we can defend, over the whole frame:
 
+0. Contrast first: a low-contrast pair (fog, haze, a flat grade) is stretched by one linear map
+   shared by both frames (`contrast.py`), so texture, the photometric check and the flow
+   are judged relative to the frame. A pair with no contrast at all, or fewer trusted
+   vectors than the camera fit needs, is `measurable=False`: its numbers are no measurement,
+   and the video-pairs product rejects it as `unmeasurable_motion` instead of calling it static.
 1. Camera: a similarity (shift, zoom, roll) fitted robustly (RANSAC, then least squares) to
    flow at textured pixels whose match B confirms photometrically, then evaluated at
    *every* pixel: the camera moves a flat wall exactly as it moves the textured parts.
@@ -38,6 +43,7 @@ import numpy as np
 from datagen.portable import portable_cv
 from datagen.schema import quantize
 from datagen.video import camera
+from datagen.video.contrast import stretch_pair
 from datagen.video.optical_flow import dense_flow
 
 WORK_SIDE = 320
@@ -67,6 +73,11 @@ class MotionEstimate:
     alignment: float  # NCC of A and camera-compensated B over their overlap; -1 when unknown
     method: str
     model: tuple[tuple[float, ...], tuple[float, ...]] = field(default=((1.0, 0.0, 0.0), (0.0, 1.0, 0.0)))
+    contrast_gain: float = 1.0  # how much both frames were stretched before the flow (contrast.py)
+    # False when too little of the frame can be followed (no contrast, or fewer trusted vectors
+    # than the camera fit needs): the numbers above are then not a measurement and a pair is
+    # rejected as `unmeasurable_motion` instead of being called static.
+    measurable: bool = True
 
     def as_meta(self) -> dict:
         return {
@@ -79,6 +90,7 @@ class MotionEstimate:
             "texture_fraction": round(self.texture_fraction, 3),
             "matched_fraction": round(self.matched_fraction, 3),
             "alignment": round(self.alignment, 3),
+            "contrast_gain": round(self.contrast_gain, 3),
         }
 
 
@@ -133,7 +145,11 @@ def _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_di
         ga, gb = to_work(ca, size), to_work(cb, size)
     else:
         ga, gb = to_work(frame_a, size), to_work(frame_b, size)
+    ga, gb, stretch = stretch_pair(ga, gb)
+    if method != "raft":
         ca, cb = ga, gb
+    elif stretch.lut is not None:
+        ca, cb = stretch.lut[ca], stretch.lut[cb]
     h, w = ga.shape
     model1 = camera.coarse_model(ga, gb)
     # Full-size pass on B warped onto A: only the residual motion is left to measure.
@@ -170,18 +186,21 @@ def _estimate_motion(frame_a, frame_b, method, work_side, original_size, raft_di
     camera_px = float(cam.mean())
     local_px = float((measured - cam[local]).sum() / cam.size)
     n_textured = int(textured.sum())
+    n_trusted = int(trusted.sum())
     return _estimate(
         model=model,
         camera_px=camera_px,
         local_px=local_px,
         inliers=inlier_fraction,
         texture_fraction=n_textured / textured.size,
-        matched=float(trusted.sum() / n_textured) if n_textured else 0.0,
+        matched=n_trusted / n_textured if n_textured else 0.0,
         alignment=camera.alignment(ga, gb, model) if with_alignment else -1.0,
         method=method,
         wh=(w, h),
         sxy=(sx, sy),
         diagonal=math.hypot(ow, oh),
+        gain=stretch.gain,
+        measurable=not stretch.flat and n_trusted >= camera.MIN_POINTS,
     )
 
 
@@ -190,7 +209,8 @@ def _length(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
     return np.sqrt(dx * dx + dy * dy)
 
 
-def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched, alignment, method, wh, sxy, diagonal):
+def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched, alignment, method, wh, sxy, diagonal,
+              gain, measurable):
     (w, h), (sx, sy) = wh, sxy
     cxw, cyw = (w - 1) / 2.0, (h - 1) / 2.0
     px, py = camera.apply(model, np.float64(cxw), np.float64(cyw))
@@ -215,6 +235,8 @@ def _estimate(*, model, camera_px, local_px, inliers, texture_fraction, matched,
         alignment=quantize(alignment),
         method=method,
         model=tuple(tuple(quantize(v) for v in row) for row in orig),  # type: ignore[arg-type]
+        contrast_gain=quantize(gain),
+        measurable=measurable,
     )
 
 
@@ -225,15 +247,17 @@ def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- whole videos
 @dataclass(frozen=True)
 class VideoMotion:
-    """Motion between consecutive sampled frames of one video."""
+    """Motion between consecutive sampled frames of one video. Pairs whose motion cannot be
+    observed (no contrast) are listed in `unmeasurable` and carry no number."""
 
-    times: list[tuple[float, float]]  # (t_a, t_b) of each pair, seconds
+    times: list[tuple[float, float]]  # (t_a, t_b) of each measured pair, seconds
     magnitudes: list[float]  # mean motion per pair, original pixels
     norms: list[float]  # the same divided by the frame diagonal
     mean: float  # mean of `magnitudes`
     mean_norm: float
     width: int
     height: int
+    unmeasurable: list[tuple[float, float]] = field(default_factory=list)  # (t_a, t_b) of pairs not measured
 
 
 def score_video(
@@ -245,7 +269,8 @@ def score_video(
     raft_dir: str | Path | None = None,
     limits=None,
 ) -> VideoMotion:
-    """Per-pair motion of frames sampled at `fps`; raises VideoRejected for unusable files.
+    """Per-pair motion of frames sampled at `fps`; raises VideoRejected for unusable files, and
+    as `unmeasurable_motion` when no pair's motion can be observed (a flat grey clip).
 
     Frames are decoded straight to working size (grey for DIS/Farneback), so no full-size
     RGB frame is ever made.
@@ -257,17 +282,19 @@ def score_video(
     info = probe(path, limits)
     size = work_size(info.width, info.height, work_side)
     duration = info.duration if info.duration > 0 else limits.max_duration_s
-    times, mags, norms = [], [], []
+    times, mags, norms, unmeasurable = [], [], [], []
     frames = read_frames(info, sample_times(duration, fps), size=size, grey=method != "raft")
     with prefetched(frames) as stream:  # decode the next frame while scoring this pair
-        n = _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms)
+        n = _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms, unmeasurable)
     if n < 2:
         raise VideoRejected("too_few_frames", f"{n} frame(s) at {fps} fps sampling")
+    if not mags:
+        raise VideoRejected("unmeasurable_motion", f"none of {n - 1} frame pairs has contrast enough to follow")
     mean = float(np.mean(mags))
-    return VideoMotion(times, mags, norms, mean, mean / info.diagonal, info.width, info.height)
+    return VideoMotion(times, mags, norms, mean, mean / info.diagonal, info.width, info.height, unmeasurable)
 
 
-def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms) -> int:
+def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms, unmeasurable) -> int:
     prev, n = None, 0
     for frame in stream:
         if prev is not None:
@@ -280,8 +307,11 @@ def _score_stream(stream, info, method, work_side, raft_dir, times, mags, norms)
                 raft_dir=raft_dir,
                 with_alignment=False,
             )
-            times.append((prev.time, frame.time))
-            mags.append(est.motion_px)
-            norms.append(est.motion_norm)
+            if not est.measurable:
+                unmeasurable.append((prev.time, frame.time))
+            else:
+                times.append((prev.time, frame.time))
+                mags.append(est.motion_px)
+                norms.append(est.motion_norm)
         prev, n = frame, n + 1
     return n

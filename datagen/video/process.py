@@ -8,10 +8,11 @@ copy of the item's video and the item's URI as `source`, the name records carry.
 Streaming, in one decode pass: sampled frames (at `sample_fps`, stored size) arrive in
 time order; each is measured once (working-size grey, colour histogram, sharpness,
 exposure); consecutive frames are compared for cuts; the pair planner completes pairs
-within the current shot; cut and stitched cross-transition pairs are cut from the same
-stream. Memory holds the open anchors and the kept pairs, never the whole video: at most
-`max_pairs_per_video` samples of every kind (within-shot, cut and stitched pairs count
-alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
+within the current shot; cut, stitched and re-cut cross-transition pairs are cut from the
+same stream (re-cuts at the end of the video, from a few frames held for them). Memory
+holds the open anchors and the kept pairs, never the whole video: at most
+`max_pairs_per_video` samples of every kind (within-shot, cut, stitched and re-cut pairs
+count alike, checked before a pair is made), so the peak is about 2 x max_pairs_per_video frames
 at `max_store_side` (200 pairs of 1024x576: ~0.7 GB at worst, frames shared between pairs
 counted once), whatever the video's length or number of cuts.
 
@@ -30,6 +31,7 @@ from datagen.portable import portable_cv
 from datagen.schema import Picture, Reject, Sample, make_id, quantize
 from datagen.video import captions
 from datagen.video.config import VideoPairsConfig
+from datagen.video.contrast import is_flat
 from datagen.video.decode import prefetched, read_frames, sample_times
 from datagen.video.filters import (
     FrameQuality,
@@ -43,12 +45,14 @@ from datagen.video.motion import MotionEstimate, estimate_motion, to_work, work_
 from datagen.video.pairs import PairPlanner
 from datagen.video.phash import PairIndex, phash
 from datagen.video.probe import VideoInfo, VideoRejected, content_hash, probe
+from datagen.video.recuts import RecutPlanner
 from datagen.video.shots import colour_histogram, hist_distance, judge_cut
 from datagen.video.transitions import plan_stitches, recrop
 
 GENERATOR = "datagen.video@1"
 TASK_PAIR = "video.pair"
 TASK_TRANSITION = "video.transition"
+TASK_RECUT = "video.recut"
 # Pair-level reject rows kept per video; past it they are counted in one `rejects_capped`
 # row. A 4-hour black video sampled at 30 fps would otherwise hold (and write) ~10^5 rows.
 MAX_PAIR_REJECTS = 1000
@@ -135,8 +139,10 @@ class _VideoRun:
                  source: str):
         self.info, self.config, self.video_id, self.digest, self.source = info, config, video_id, digest, source
         # Independent sub-streams: changing how captions draw never moves which pairs are made.
-        r_pairs, r_stitch, r_text, r_crop = rng.spawn(4)
+        # (Spawned children depend only on their position: adding a fifth left the first four as they were.)
+        r_pairs, r_stitch, r_text, r_crop, r_recut = rng.spawn(5)
         self.text_rng, self.crop_rng = r_text, r_crop
+        self.recuts: RecutPlanner[_Frame] = RecutPlanner(config.recut_pairs, r_recut)
         self.planner: PairPlanner[_Frame] = PairPlanner(
             config.gap_range_s, config.anchor_every_s, 1.0 / config.sample_fps, r_pairs
         )
@@ -180,11 +186,13 @@ class _VideoRun:
                                                       "alignment": cut.alignment})  # fmt: skip
         self._pairs(self.planner.push(f, grid))
         self._stitch(f)
+        self.recuts.offer(f.shot, f, f.time, f.problem is None)
         self.prev = f
 
     def finish(self) -> None:
         if self.prev is not None:
             self._pairs(self.planner.close_shot(self.prev, self.prev.grid))
+        self._recuts()
         if self.rejects_dropped:
             self.rejects.append(Reject(
                 reason="rejects_capped", detail=f"{self.rejects_dropped} more rejected pairs not listed (the first "
@@ -210,10 +218,24 @@ class _VideoRun:
         if self.stitch_a is None and f.grid >= ta - self.half:
             self.stitch_a = f
         elif self.stitch_a is not None and f.grid >= tb - self.half:
-            crop, box = recrop(f.rgb, self.crop_rng, self.config.recrop_scale)
-            self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
+            # "A closer shot" of another scene would be a false instruction: across a cut the
+            # re-cut pairs (recuts.py) speak for the splice, and this stitch is not made.
+            if f.shot == self.stitch_a.shot:
+                crop, box = recrop(f.rgb, self.crop_rng, self.config.recrop_scale)
+                self._transition(self.stitch_a, f, "stitched", {}, b_pixels=crop, extra={"crop_box": box})
             self.stitches.pop(0)
             self.stitch_a = None
+
+    def _recuts(self) -> None:
+        for out, into in self.recuts.finish():
+            if self.full:
+                return
+            a, b = out.item, into.item
+            order = "later" if into.shot > out.shot else "earlier"
+            extra = {"order": order, "shot_a_s": [round(out.start, 4), round(out.end, 4)],
+                     "shot_b_s": [round(into.start, 4), round(into.end, 4)]}  # fmt: skip
+            self._transition(a, b, "recut", {"hist_distance": hist_distance(a.hist, b.hist)}, extra=extra,
+                             task=TASK_RECUT, order=order)  # fmt: skip
 
     # ------------------------------------------------------------------ samples
     def _motion(self, a: _Frame, b: _Frame) -> MotionEstimate:
@@ -252,8 +274,14 @@ class _VideoRun:
         meta["drawn_gap_s"] = round(drawn_gap, 4)
         for f in (a, b):
             if f.problem:
+                # A featureless frame also fails the blur test; "no motion can be seen" says more.
+                if f.problem[0] == "blurry" and is_flat(a.work, b.work):
+                    return self._unmeasurable(a, b, meta, "the frames have no contrast to follow")
                 return self._reject(*f.problem, a, b, TASK_PAIR, meta)
         est = self._motion(a, b)
+        if not est.measurable:
+            return self._unmeasurable(a, b, meta, f"too little texture to follow even after a {est.contrast_gain:.1f}x "
+                                      "contrast stretch")  # fmt: skip
         problem = motion_problem(est.motion_norm, self.config.motion, est.motion_px, self.config.min_motion_px)
         if problem:
             return self._reject(*problem, a, b, TASK_PAIR, {**meta, "motion_px": round(est.motion_px, 3)})
@@ -279,14 +307,19 @@ class _VideoRun:
         weight = motion_weight(est.motion_norm, self.config.motion)
         self._emit(TASK_PAIR, "pair", a, b, b.rgb, text, scores, weight, meta)
 
-    def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None) -> None:
+    def _unmeasurable(self, a: _Frame, b: _Frame, meta: dict, why: str) -> None:
+        # No motion number in the row: an unobservable motion is not a small one.
+        self._reject("unmeasurable_motion", f"motion cannot be measured: {why}", a, b, TASK_PAIR, meta)
+
+    def _transition(self, a: _Frame, b: _Frame, kind: str, scores: dict, *, b_pixels=None, extra=None,
+                    task: str = TASK_TRANSITION, order: str = "") -> None:
         meta = {**self._meta(kind, a, b), **(extra or {})}
         for f in (a, b):
             if f.problem:
-                return self._reject(*f.problem, a, b, TASK_TRANSITION, meta)
+                return self._reject(*f.problem, a, b, task, meta)
         scores = {**scores, "frame_sharpness": min(a.quality.sharpness, b.quality.sharpness)}
-        text = captions.template_instruction(kind, self.text_rng)
-        self._emit(TASK_TRANSITION, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
+        text = captions.template_instruction(kind, self.text_rng, order=order)
+        self._emit(task, kind, a, b, b.rgb if b_pixels is None else b_pixels, text, scores, 1.0, meta)
 
     def _emit(self, task, kind, a, b, b_pixels, text, scores, weight, meta) -> None:
         meta["caption_source"] = "template"

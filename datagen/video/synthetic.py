@@ -109,6 +109,14 @@ def sky_canvas(height: int, width: int, sky_fraction: float = 0.65) -> np.ndarra
     return out
 
 
+def low_contrast(rgb: np.ndarray, grey_std: float = 8.0) -> np.ndarray:
+    """The picture squeezed towards its mean colour until its grey levels have a standard
+    deviation of `grey_std` (haze, fog, a flat grade): the case motion must still read."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    mean = rgb.reshape(-1, 3).mean(axis=0)
+    return np.clip(np.round(mean + (rgb - mean) * (grey_std / grey.std())), 0, 255).astype(np.uint8)
+
+
 # --------------------------------------------------------------------------- writing
 def write_video(
     path: str | Path,

@@ -3,9 +3,13 @@
 Two kinds (iMontage trains on pairs across shot changes, not only within shots):
 - "cut": a detected hard cut; A is the last sampled frame of a shot, B the first of the
   next. Same video, so usually the same people and place seen from another camera.
-- "stitched": two clips of one video at least `min_separation_s` apart are treated as if
-  edited together; B is re-cropped (a tighter framing at a random position, resized back
-  to the frame size), the classic cut to a closer shot. The crop box is kept in meta.
+- "stitched": two clips of one shot at least `min_separation_s` apart are treated as if
+  edited together (when a cut lies between them, none is made); B is re-cropped (a tighter
+  framing at a random position, resized back to the frame size), the classic cut to a
+  closer shot. The crop box is kept in meta.
+
+A third kind, re-cuts that splice two different shots of the video at random moments
+(task `video.recut`), lives in `recuts.py`.
 """
 
 from __future__ import annotations
