@@ -160,6 +160,7 @@ def test_optimizer_state_is_never_unpickled_as_code(run, tmp_path):
 
 
 # --------------------------------------------------------------------------- chaos (benchmarks/chaos.py, fast)
+@pytest.mark.slow  # make test-slow; `make chaos` runs more trials
 @pytest.mark.timeout(600)
 def test_compaction_during_training_and_damaged_checkpoints_of_the_run(ray_local, tmp_path):
     """A real run (tiny model, 8 steps) whose dataset is compacted after its first checkpoint: it

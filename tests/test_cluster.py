@@ -168,7 +168,13 @@ def _differing(local_out: str, node: dict, cluster) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("product", list(PRODUCT_ARGS))
+# make test runs two products here (the plainest and the one whose scores are most SIMD-prone);
+# make test-slow runs the rest (each costs a cluster run and a local run).
+IN_FAST_SUITE = {"collage", "video-pairs"}
+
+
+@pytest.mark.parametrize("product", [p if p in IN_FAST_SUITE else pytest.param(p, marks=pytest.mark.slow)
+                                     for p in PRODUCT_ARGS])
 def test_every_product_on_the_cluster_gives_the_local_bytes_and_both_nodes_work(
         product, ray_cluster, ray_local, prefect_harness, prefect_api_url, sources, tmp_path):
     from datagen import products
@@ -225,6 +231,7 @@ print(json.dumps(res.summary(), default=str))
 """
 
 
+@pytest.mark.slow
 def test_a_training_run_on_the_cluster_checkpoints_into_the_bucket(ray_cluster, ray_local, s3_server, tmp_path):
     """Ray Train through RAY_ADDRESS: 2 workers on the two-node cluster, checkpoints on object storage.
     (Weights are not compared with a local run: node2's baseline kernels round matmuls differently.)"""

@@ -26,7 +26,7 @@ from tests.object_store import KEY_ID, SECRET
 from tests.test_training_support import TEST_MODEL, make_photo_dataset, make_text_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.timeout(900)
+pytestmark = [pytest.mark.timeout(900), pytest.mark.slow]  # make test-slow
 STEPS, EVERY = 8, 2
 
 RUN = """
