@@ -50,7 +50,8 @@ def test_inputs_regions_and_references(task, pack):
             # Not a copy: larger, turned or mirrored, relit.
             assert 1.3 <= info["scale"] <= 3.0 and 10 <= abs(info["angle_deg"]) <= 40
             assert max(abs(g - 1) for g in info["gains"]) >= 0.1
-            assert all(g * 256 == int(g * 256) for g in info["gains"])  # exact multiples of 1/256
+            assert all(isinstance(g, int) for g in info["gains_256"])  # exact: the integers relighting used
+            assert np.allclose(info["gains"], np.asarray(info["gains_256"]) / 256, rtol=1e-5)
             # Zero padding outside the crop, and the crop is a true crop on one axis.
             x0, y0, x1, y1 = info["crop_px"]
             ref = s.inputs[first + k].pixels
@@ -100,7 +101,7 @@ def test_checker_catches_a_copy_paste_reference(pack):
     copied = copy.deepcopy(s)
     copied.inputs[0].pixels = ref
     region(copied, "subject:0", "input").mask = np.roll(m_out, dx, axis=1)
-    copied.meta["references"][0] |= {"affine": [[1.0, 0.0, dx], [0.0, 1.0, 0.0]], "gains": [1.0, 1.0, 1.0],
+    copied.meta["references"][0] |= {"affine": [[1.0, 0.0, dx], [0.0, 1.0, 0.0]], "gains_256": [256, 256, 256],
                                      "crop_px": [0, 0, SIZE, SIZE], "neutral_rgb": [255, 255, 255]}
     assert check(copied).startswith("reference_is_a_copy")
 
@@ -108,7 +109,7 @@ def test_checker_catches_a_copy_paste_reference(pack):
 def test_checker_catches_lies_about_the_reference(pack):
     s = make("edit.subjects", pack, 4)
     gains = copy.deepcopy(s)
-    gains.meta["references"][0]["gains"] = [2.0, 0.3, 2.0]  # claims another relighting
+    gains.meta["references"][0]["gains_256"] = [512, 77, 512]  # claims another relighting
     assert check(gains).startswith("subject_colour_mismatch")
     moved = copy.deepcopy(s)
     moved.meta["references"][1]["affine"][0][2] += 9  # claims the subject sits elsewhere

@@ -82,7 +82,7 @@ def check_reference(s: Sample, k: int, target: np.ndarray) -> None:
     mirrored = np.linalg.det(linear) < 0
     rot = linear @ np.diag([-1.0, 1.0]) if mirrored else linear
     angle = abs(float(np.degrees(np.arctan2(rot[1, 0], rot[0, 0]))))
-    gains = np.asarray(info["gains"], np.float64)
+    gains = np.asarray(info["gains_256"], np.float64) / 256.0
     if not (mirrored or angle >= MIN_TURN_DEG) or not (scale >= MIN_SCALE or scale <= 1 / MIN_SCALE) \
             or np.max(np.abs(gains - 1.0)) < MIN_RELIGHT:
         raise Fail(f"reference_is_a_copy: <image {i + 1}> mirrored={mirrored}, turned {angle:.0f} deg, "

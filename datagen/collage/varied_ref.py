@@ -108,6 +108,9 @@ def build(rng, cutout: PreparedCutout, master_to_target: np.ndarray, size: int) 
         "flip": flip,
         "angle_deg": round(angle, 3),
         "scale": round(float(np.sqrt(abs(np.linalg.det(affine[:, :2])))), 4),
+        # The integers relight() used (exact), and their value for people (stored floats are
+        # rounded to 6 significant digits, which a multiple of 1/256 can exceed).
+        "gains_256": [int(g) for g in gains_q],
         "gains": [g / GAIN_ONE for g in gains_q],
         "neutral": neutral_name,
         "neutral_rgb": list(NEUTRAL[neutral_name]),
