@@ -34,6 +34,11 @@ def names() -> list[str]:
     return list(_REGISTERED)
 
 
+def built_in() -> list[str]:
+    """The products this package ships (without ones `register`ed at run time by plugins or tests)."""
+    return [n for n, where in _REGISTERED.items() if not where.startswith("<object")]
+
+
 def get(name: str) -> Product:
     if name not in _LOADED:
         if name not in _REGISTERED:

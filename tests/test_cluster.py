@@ -168,9 +168,10 @@ def _differing(local_out: str, node: dict, cluster) -> list[str]:
     return out
 
 
-# make test runs two products here (the plainest and the one whose scores are most SIMD-prone);
+# make test runs one product here (tests/test_same_bytes_any_cpu.py covers every product's bytes
+# under restricted SIMD in the fast suite);
 # make test-slow runs the rest (each costs a cluster run and a local run).
-IN_FAST_SUITE = {"collage", "video-pairs"}
+IN_FAST_SUITE = {"collage"}
 
 
 @pytest.mark.parametrize("product", [p if p in IN_FAST_SUITE else pytest.param(p, marks=pytest.mark.slow)

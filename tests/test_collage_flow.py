@@ -49,9 +49,9 @@ def test_collage_flow_every_task(prefect_harness, ray_local, tmp_path):
     assert lineage.verify_dataset(out)["ok"]
 
 
-def test_cli_collage_card_lineage(tmp_path):
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), TQDM_DISABLE="1")
-    env.pop("PREFECT_API_URL", None)
+def test_cli_collage_card_lineage(tmp_path, prefect_api_url):
+    # The session's Prefect server (an ephemeral one per command costs ~20 s each; make demo runs that path).
+    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), TQDM_DISABLE="1", PREFECT_API_URL=prefect_api_url)
     exe = [sys.executable, "-m", "flows.cli"]
     out = str(tmp_path / "cli.lance")
     run = subprocess.run(exe + ["datagen", "collage", "--out", out, "--num", "6", "--seed", "2", "--size", "96",

@@ -44,7 +44,7 @@ def test_prefect_yaml_loads_its_entrypoints_import_and_its_parameters_fit_the_fl
     model = PrefectYamlModel.model_validate(raw)
     assert model.prefect_version == "3.8.8"
     names = {d.name for d in model.deployments}
-    assert names == set(products.names()) | {"train"}, names  # one per product, and training
+    assert names == set(products.built_in()) | {"train"}, names  # one per product, and training
     for dep, raw_dep in zip(model.deployments, raw["deployments"]):
         unknown = set(raw_dep) - set(DeploymentConfig.model_fields)
         assert not unknown, f"{dep.name}: keys prefect deploy would ignore: {unknown}"
@@ -111,6 +111,7 @@ async def _artifact(key: str):
     return found
 
 
+@pytest.mark.slow  # make test-slow: serving every flow and a Jobs run on the cluster take minutes
 def test_every_flow_is_served_and_the_ui_run_button_makes_dataset_card_and_lineage(
         ray_cluster, s3_server, prefect_api_url, prefect_harness, tmp_path, monkeypatch):
     from datagen import products
@@ -127,11 +128,11 @@ def test_every_flow_is_served_and_the_ui_run_button_makes_dataset_card_and_linea
                             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     log.close()
     try:
-        names = [f"{n}-dataset/{n}" for n in products.names()] + ["train/train"]
+        names = [f"{n}-dataset/{n}" for n in products.built_in()] + ["train/train"]
         served = asyncio.run(_deployments(names))
 
         # The form: every product field, described; runnable as it stands (defaults under ./data).
-        for name in products.names():
+        for name in products.built_in():
             dep = served[f"{name}-dataset/{name}"]
             props = dep.parameter_openapi_schema["properties"]
             for p in flow_parameters(products.get(name)):

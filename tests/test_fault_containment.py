@@ -23,7 +23,7 @@ def _run(tmp_path, name, workers=2, item_timeout_s=5.0, **config):
     return res, kept, rejects
 
 
-@pytest.mark.parametrize("actors", [True, False], ids=["actors", "tasks"])
+@pytest.mark.parametrize("actors", [True, pytest.param(False, marks=pytest.mark.slow)], ids=["actors", "tasks"])
 def test_a_segfaulting_item_becomes_a_reject_and_the_run_completes(ray_local, tmp_path, actors):
     res, kept, rejects = _run(tmp_path, "crash", num=8, crash=(1,), reuse_setup=actors)
     assert set(rejects) == {1} and rejects[1]["reason"] == "worker_crashed" and rejects[1]["stage"] == "worker"

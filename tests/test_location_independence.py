@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import skimage.data as skd
 from PIL import Image
 
@@ -18,6 +19,7 @@ def _two_places(src, tmp_path):
     return a, b
 
 
+@pytest.mark.slow  # make test-slow (conditions below keeps the check in make test)
 def test_video_pairs_and_storyboards_do_not_depend_on_the_folder(ray_local, tmp_path):
     from datagen.storyboard.demo_video import make_storyboard_clip
     from datagen.video import make_demo_clips

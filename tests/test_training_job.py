@@ -152,6 +152,7 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
     assert setup["ref"] in card and len(card.encode()) < 1_000_000
 
 
+@pytest.mark.slow  # make test-slow
 def test_a_worker_lost_at_the_stage_boundary_resumes_from_its_checkpoint_with_the_same_batches(setup, reference):
     """Rank 1 dies (os._exit) at step 3, the first step of stage hq, after the stage-end checkpoint;
     FailureConfig restarts the group, which resumes in stage hq at step 3 and must reproduce the
