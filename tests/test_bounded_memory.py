@@ -77,7 +77,7 @@ def long_videos(tmp_path_factory):
 
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux /proc to reset the peak RSS")
-@pytest.mark.parametrize("name", ["shots", "strobe"])
+@pytest.mark.parametrize("name", [pytest.param("shots", marks=pytest.mark.slow), "strobe"])
 def test_a_storyboard_of_a_long_video_holds_keyframes_not_the_video(long_videos, name):
     grew, out = _peak("storyboard", long_videos, name)
     assert len(out) == 1  # one storyboard or one reject: the video is accounted for

@@ -76,6 +76,7 @@ def short_tmp():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.slow  # make test-slow: a second cluster start
 def test_a_running_cluster_is_joined_without_ray_address_and_a_private_ray_is_the_default(ray_cluster, short_tmp):
     tmp_path = short_tmp
     joined = run_py(PROBE, ray_cluster.bootstrap_env())  # as after `ray start --head` on this machine

@@ -49,6 +49,7 @@ def test_collage_flow_every_task(prefect_harness, ray_local, tmp_path):
     assert lineage.verify_dataset(out)["ok"]
 
 
+@pytest.mark.slow  # make test-slow: tests/test_product_contract.py drives the CLI in make test
 def test_cli_collage_card_lineage(tmp_path, prefect_api_url):
     # The session's Prefect server (an ephemeral one per command costs ~20 s each; make demo runs that path).
     env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect"), TQDM_DISABLE="1", PREFECT_API_URL=prefect_api_url)

@@ -141,6 +141,7 @@ def _markers(s3, bucket: str, prefix: str) -> list[str]:
     return [k for k in s3.keys(bucket, prefix) if "/_unimontage/staging/" in k and k.endswith(".json")]
 
 
+@pytest.mark.slow  # make test-slow: tests/test_kill_and_resume.py covers kill -9 + resume locally in make test
 def test_a_run_killed_mid_way_on_s3_resumes_to_the_same_bytes_without_duplicates(ray_cluster, s3_env, tmp_path):
     import lance
 

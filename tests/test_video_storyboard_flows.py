@@ -185,6 +185,7 @@ def _cli(*args: str):
     return CliRunner().invoke(app, ["datagen", *args], env={"COLUMNS": "200"})  # wide: no flag is cut in --help
 
 
+@pytest.mark.slow  # make test-slow: the flows of both products run in make test above
 def test_cli_keeps_the_flags_and_runs_both_products(prefect_harness, ray_local, tmp_path, clips, story_clip):
     for cmd, flags in (("video-pairs", ["--videos", "--out", "--min-motion", "--fps", "--flow", "--seed", "--workers",
                                         "--progress", "--no-progress"]),
