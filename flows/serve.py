@@ -33,14 +33,21 @@ def dataset_defaults(data: Path) -> dict[str, dict[str, Any]]:
     """Form defaults per product: the demo's sources and outputs under `data` (absolute)."""
     d = data.resolve()
     return {
-        "collage": {"out": str(d / "collage.lance"), "num": 17 * 12, "size": 256, "workers": 2},
+        "collage": {"out": str(d / "collage.lance"), "num": len(collage_tasks()) * 12, "size": 256, "workers": 2},
         "conditions": {"out": str(d / "conditions.lance"), "images": str(d / "collage.lance"),
-                       "kinds": "canny,lineart_standard,seg", "workers": 2},
+                       "kinds": "canny,lineart_standard,seg", "with_references": True, "workers": 2},
         "multiview": {"out": str(d / "multiview.lance"), "captures": str(d / SOURCES["captures"]),
                       "samples_per_capture": 3, "workers": 2},
         "video-pairs": {"out": str(d / "video_pairs.lance"), "videos": str(d / SOURCES["videos"]), "workers": 2},
         "storyboard": {"out": str(d / "storyboard.lance"), "videos": str(d / SOURCES["story_videos"]), "workers": 2},
+        "style": {"out": str(d / "style.lance"), "num": 3 * 12, "workers": 2},
     }
+
+
+def collage_tasks() -> list[str]:
+    from datagen.collage import TASKS
+
+    return list(TASKS)
 
 
 def train_defaults(data: Path) -> dict[str, Any]:
