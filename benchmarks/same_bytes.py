@@ -32,59 +32,25 @@ RESULTS = ROOT / "benchmarks" / "results"
 GOLDEN = ROOT / "tests" / "data" / "golden_hashes.json"
 PRODUCTS = ("collage", "conditions", "multiview", "video_pairs", "storyboard", "style")
 
-# The demo's sources and sizes (flows/demo.py), and a smaller set for the fast test.
-SIZES: dict[str, dict[str, Any]] = {
-    "demo": {"collage_per_task": 12, "collage_size": 256, "views": 16, "capture_wh": (256, 192), "per_capture": 3,
-             "story_seeds": (0, 1, 2), "style_num": 3 * 12},
-    "small": {"collage_per_task": 2, "collage_size": 128, "views": 6, "capture_wh": (128, 96), "per_capture": 2,
-              "story_seeds": (0,), "style_num": 3 * 2},
-}  # fmt: skip
-
-
 # --------------------------------------------------------------------------- the child run
-def make_sources(src: Path, size: str) -> None:
-    """The demo's sources, in the order `make demo` writes them into a fresh process: x264
-    clips first (PyAV/libx264 bytes depend on what the process encoded before)."""
-    from datagen.multiview.synthetic import make_demo_captures
-    from datagen.storyboard.demo_video import make_storyboard_clip
-    from datagen.video import make_demo_clips
-
-    s = SIZES[size]
-    make_demo_clips(src / "videos", seed=0)
-    for seed in s["story_seeds"]:
-        make_storyboard_clip(src / "story_videos", seed=seed)
-    w, h = s["capture_wh"]
-    make_demo_captures(src / "captures", seed=0, n_views=s["views"], width=w, height=h)
-
-
 def run_products(src: Path, data: Path, size: str, workers: int) -> dict[str, float]:
-    """The six dataset commands, as a user types them; returns seconds per product."""
+    """The six dataset commands of the demo's plan (flows/demo_plan.py), as a user types them;
+    returns seconds per dataset."""
+    from flows import demo_plan
     from flows.cli import app
 
     from datagen.store import lance_io
 
-    s = SIZES[size]
-    w = ["--workers", str(workers), "--no-progress"]
     times = {}
-
-    def cli(name: str, *args: str) -> None:
+    collage_ref = None
+    for product, dataset in demo_plan.DATASETS.items():
+        params = demo_plan.product_params(data, size, collage_ref, sources=src)[product]
         t0 = time.perf_counter()
-        app(["datagen", *args, *w], standalone_mode=False)
-        times[name] = time.perf_counter() - t0
-
-    from datagen.collage import TASKS
-
-    cli("collage", "collage", "--out", str(data / "collage.lance"), "--num", str(len(TASKS) * s["collage_per_task"]),
-        "--seed", "0",
-        "--size", str(s["collage_size"]))
-    version = lance_io.open_dataset(str(data / "collage.lance")).version
-    cli("conditions", "conditions", "--images", f"{data / 'collage.lance'}@{version}", "--out",
-        str(data / "conditions.lance"), "--kinds", "canny,lineart_standard,seg", "--with-references")
-    cli("multiview", "multiview", "--captures", str(src / "captures"), "--out", str(data / "multiview.lance"),
-        "--per-capture", str(s["per_capture"]))
-    cli("video_pairs", "video-pairs", "--videos", str(src / "videos"), "--out", str(data / "video_pairs.lance"))
-    cli("storyboard", "storyboard", "--videos", str(src / "story_videos"), "--out", str(data / "storyboard.lance"))
-    cli("style", "style", "--out", str(data / "style.lance"), "--num", str(s["style_num"]))
+        app(["datagen", *demo_plan.cli_args(product, params), "--workers", str(workers), "--no-progress"],
+            standalone_mode=False)
+        times[dataset] = time.perf_counter() - t0
+        if product == "collage":
+            collage_ref = f"{data / 'collage.lance'}@{lance_io.open_dataset(str(data / 'collage.lance')).version}"
     return times
 
 
@@ -114,7 +80,9 @@ def child(root: Path, size: str, workers: int, sources: Path | None) -> None:
     t0 = time.perf_counter()
     src = sources or root / "sources"
     if sources is None:
-        make_sources(src, size)
+        from flows import demo_plan
+
+        demo_plan.make_sources(src, size, clips_in_fresh_process=False)
     t_sources = time.perf_counter() - t0
     times = run_products(src, root / "data", size, workers)
     report = {"capabilities": cpu_features.capabilities(), "sources_s": t_sources, "product_s": times}

@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-
 from prefect import flow
 
-from datagen.store import lance_io
 from datagen.report import contact_sheet
-from flows import card
+from datagen.store import lance_io
+from flows import card, demo_plan
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
-
-
-def _in_fresh_process(module: str, func: str, out_dir: str) -> None:
-    """Run `module.func(out_dir, seed=0)` in a new interpreter. libx264 through PyAV gives the
-    same frames different bytes once a process has encoded other videos; a fresh process
-    always writes the same bytes, so the demo's clips (and their pairs' hash) stay fixed."""
-    code = f"from {module} import {func}; {func}({out_dir!r}, seed=0)"
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
@@ -43,43 +32,22 @@ def write_sheet(uri: str, per_task: int = 2, tile: int = 160) -> Path:
 @flow(name="unimontage-demo")
 def demo_flow(workers: int = 2) -> dict:
     """Every data product on its embedded source, then a short training run on them."""
-    from datagen.collage import TASKS
-    from datagen.multiview.synthetic import make_demo_captures
-    from datagen.storyboard.demo_video import make_storyboard_clip
     from flows.datasets import flow_for
     from flows.train_flow import train_flow
 
     DATA.mkdir(parents=True, exist_ok=True)
+    demo_plan.make_sources(DATA / "sources")
     results = {}
-    results["collage"] = flow_for("collage")(out=str(DATA / "collage.lance"), num=len(TASKS) * 12, seed=0, size=256,
-                                      workers=workers)
-    collage_ref = f"{results['collage']['uri']}@{results['collage']['version']}"
-    # Condition maps of the collage targets: a second dataset whose lineage points at the first. The
-    # subject tasks' references stay inputs of their rows' samples (ref.conditioned).
-    results["conditions"] = flow_for("conditions")(out=str(DATA / "conditions.lance"), images=collage_ref,
-                                                   kinds="canny,lineart_standard,seg", with_references=True,
-                                                   workers=workers)
-    captures = DATA / "sources" / "captures"
-    if not (captures / "demo").is_dir():
-        make_demo_captures(captures, seed=0, n_views=16)
-    results["multiview"] = flow_for("multiview")(out=str(DATA / "multiview.lance"), captures=str(captures),
-                                                 samples_per_capture=3, workers=workers)
-    clips = DATA / "sources" / "videos"
-    if not clips.is_dir():
-        _in_fresh_process("datagen.video", "make_demo_clips", str(clips))  # pan, zoom, roll, cuts, static, GIF
-    results["video_pairs"] = flow_for("video-pairs")(out=str(DATA / "video_pairs.lance"), videos=str(clips),
-                                              workers=workers)
-    stories = DATA / "sources" / "story_videos"
-    if not stories.is_dir():
-        for seed in range(3):
-            make_storyboard_clip(stories, seed=seed)
-    results["storyboard"] = flow_for("storyboard")(out=str(DATA / "storyboard.lance"), videos=str(stories),
-                                            workers=workers)
-    # Style samples from the built-in looks (no weights): content + style -> stylised content, ...
-    results["style"] = flow_for("style")(out=str(DATA / "style.lance"), num=3 * 12, workers=workers)
-    refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in ("collage", "video_pairs", "multiview")]
+    for product, dataset in demo_plan.DATASETS.items():
+        # The conditions read the collage version made just now (its lineage points at it).
+        ref = f"{results['collage']['uri']}@{results['collage']['version']}" if "collage" in results else None
+        params = demo_plan.product_params(DATA, collage_ref=ref)[product]
+        results[dataset] = flow_for(product)(**params, workers=workers)
+    refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in demo_plan.TRAIN_ON]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
     return {"datasets": results, "training": training}
+
+
 def main() -> None:
     t0 = time.perf_counter()
     out = demo_flow()

@@ -25,50 +25,20 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(os.environ.get("UNIMONTAGE_DATA", "data"))
-# Where the demo keeps its embedded sources (flows/demo.py writes the same folders).
-SOURCES = {"videos": "sources/videos", "story_videos": "sources/story_videos", "captures": "sources/captures"}
 
 
 def dataset_defaults(data: Path) -> dict[str, dict[str, Any]]:
-    """Form defaults per product: the demo's sources and outputs under `data` (absolute)."""
-    d = data.resolve()
-    return {
-        "collage": {"out": str(d / "collage.lance"), "num": len(collage_tasks()) * 12, "size": 256, "workers": 2},
-        "conditions": {"out": str(d / "conditions.lance"), "images": str(d / "collage.lance"),
-                       "kinds": "canny,lineart_standard,seg", "with_references": True, "workers": 2},
-        "multiview": {"out": str(d / "multiview.lance"), "captures": str(d / SOURCES["captures"]),
-                      "samples_per_capture": 3, "workers": 2},
-        "video-pairs": {"out": str(d / "video_pairs.lance"), "videos": str(d / SOURCES["videos"]), "workers": 2},
-        "storyboard": {"out": str(d / "storyboard.lance"), "videos": str(d / SOURCES["story_videos"]), "workers": 2},
-        "style": {"out": str(d / "style.lance"), "num": 3 * 12, "workers": 2},
-    }
+    """Form defaults per product: the demo's plan (flows/demo_plan.py) under `data`, absolute."""
+    from flows import demo_plan
 
-
-def collage_tasks() -> list[str]:
-    from datagen.collage import TASKS
-
-    return list(TASKS)
+    return {name: params | {"workers": 2} for name, params in demo_plan.product_params(data.resolve()).items()}
 
 
 def train_defaults(data: Path) -> dict[str, Any]:
+    from flows import demo_plan
+
     d = data.resolve()
-    return {"config": "demo", "out": str(d / "runs"),
-            "datasets": [str(d / f"{n}.lance") for n in ("collage", "video_pairs", "multiview")]}
-
-
-def make_sources(data: Path) -> None:
-    """The demo's embedded sources, made once (the demo reuses them, and they reuse the demo's)."""
-    from datagen.multiview.synthetic import make_demo_captures
-    from datagen.storyboard.demo_video import make_storyboard_clip
-    from flows.demo import _in_fresh_process
-
-    if not (data / SOURCES["videos"]).is_dir():
-        _in_fresh_process("datagen.video", "make_demo_clips", str(data / SOURCES["videos"]))
-    if not (data / SOURCES["story_videos"]).is_dir():
-        for seed in range(3):
-            make_storyboard_clip(data / SOURCES["story_videos"], seed=seed)
-    if not (data / SOURCES["captures"] / "demo").is_dir():
-        make_demo_captures(data / SOURCES["captures"], seed=0, n_views=16)
+    return {"config": "demo", "out": str(d / "runs"), "datasets": [str(d / f"{n}.lance") for n in demo_plan.TRAIN_ON]}
 
 
 def deployments(data: Path = DATA) -> list[Any]:
@@ -154,7 +124,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["PREFECT_API_URL"] = f"http://{args.host}:{args.port}/api"  # this runner and its runs
     try:
         if not args.no_sources:
-            make_sources(DATA)
+            from flows import demo_plan
+
+            demo_plan.make_sources(DATA / "sources")
         from prefect import serve
 
         deps = deployments(DATA)

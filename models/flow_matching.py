@@ -44,6 +44,9 @@ class FlowLoss:
     routing_mass: Tensor | None = None  # detached attention mass inside the instances
 
 
+LOSS_SPACES = ("velocity", "clean")
+
+
 def logit_normal_timesteps(n: int, generator: torch.Generator, mean: float = 0.0, std: float = 1.0) -> Tensor:
     """t = sigmoid(mean + std * N(0, 1)): (n,) in (0, 1)."""
     return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=generator.device))
@@ -71,6 +74,7 @@ def training_loss(
     denominator: float | None = None,
     logit_mean: float = 0.0,
     logit_std: float = 1.0,
+    loss_space: str = "velocity",
 ) -> FlowLoss:
     """One rectified-flow loss evaluation; every random draw comes from `generator`.
 
@@ -81,7 +85,12 @@ def training_loss(
     (`models/routing.py`) is computed on the batch's pairs, logged, and added with
     `routing_weight`. `denominator` divides the weighted sum of per-sample losses (default:
     the batch size; a Ray Train rank with part of a global batch passes its share of it).
+    `loss_space="clean"` scores the clean-output estimate instead of the velocity: the same
+    error times t^2 (x0_hat - x0 = t (v - v_hat)), so samples near t = 0, where copying x_t is
+    the whole answer, no longer dominate the gradient.
     """
+    if loss_space not in LOSS_SPACES:
+        raise ValueError(f"loss_space {loss_space!r} is not one of {LOSS_SPACES}")
     x0 = batch.batch.outputs.tokens  # (B, Lo, P)
     out_mask = batch.batch.outputs.mask.to(x0.device)  # (B, Lo)
     B = x0.shape[0]
@@ -98,6 +107,8 @@ def training_loss(
                                grad=routing_weight > 0)
     pred = model(interpolate(x0, noise, t), t, packed, text, probe=probe)  # (B, Lo, P)
     err = (pred.float() - velocity_target(x0, noise).float()) ** 2  # (B, Lo, P)
+    if loss_space == "clean":
+        err = err * (t.float() ** 2).view(B, 1, 1)
     if batch.pixel_weight is not None:
         err = err * batch.pixel_weight.to(err)
     valid = out_mask[..., None].to(err)  # (B, Lo, 1)

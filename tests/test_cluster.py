@@ -113,9 +113,9 @@ def sources(tmp_path_factory, ray_local):
             res = harness.execute(spec, workers=2, progress=False)
             made[kind] = f"{res.uri}@{res.version}"
         elif kind == "videos":
-            from flows.demo import _in_fresh_process
+            from flows.demo_plan import make_clips_in_fresh_process
 
-            _in_fresh_process("datagen.video", "make_demo_clips", str(root / "videos"))
+            make_clips_in_fresh_process(root / "videos")
             made[kind] = str(root / "videos")
         elif kind == "story_videos":
             from datagen.storyboard.demo_video import make_storyboard_clip

@@ -128,6 +128,18 @@ def test_sample_and_pixel_weights():
     torch.testing.assert_close(half.loss, plain.per_sample.sum() / 6)
 
 
+def test_clean_loss_space_is_the_clean_estimate_error():
+    model = randomize(small_model(prediction="residual"))
+    batch = make_batch(B=3, n_out=1)
+    velocity = training_loss(model, batch, generator=torch.Generator().manual_seed(0))
+    clean = training_loss(model, batch, generator=torch.Generator().manual_seed(0), loss_space="clean")
+    torch.testing.assert_close(clean.t, velocity.t)
+    # x0_hat - x0 = t (v - v_hat): the same draw scored on the clean output weighs t^2.
+    torch.testing.assert_close(clean.per_sample, velocity.per_sample * velocity.t ** 2)
+    with pytest.raises(ValueError, match="loss_space"):
+        training_loss(model, batch, generator=torch.Generator().manual_seed(0), loss_space="x0")
+
+
 def test_padding_tokens_are_not_part_of_the_loss():
     """A small image beside a big one: its per-sample loss ignores the padding after it."""
     model = randomize(small_model())

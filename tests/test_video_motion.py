@@ -8,6 +8,7 @@ import torch
 
 from datagen.video import synthetic as S
 from datagen.video.optical_flow import RAFT_FILES, raft_weights_file
+from datagen.weights import MissingWeights
 from datagen.rng import sample_rng
 from datagen.video import VideoPairsConfig, VideoRejected, process_video
 from datagen.video.motion import estimate_motion, flow_magnitude, score_video
@@ -200,9 +201,21 @@ def test_raft_runs_from_a_local_folder(tmp_path):
 
 
 def test_raft_without_weights_names_the_file_and_folder(tmp_path):
-    with pytest.raises(FileNotFoundError) as err:
+    with pytest.raises(MissingWeights) as err:
         raft_weights_file(tmp_path)
     assert RAFT_FILES["raft_small"] in str(err.value) and str(tmp_path) in str(err.value)
+    assert err.value.missing == [RAFT_FILES["raft_small"]] and err.value.folder == tmp_path
     a = np.zeros((64, 64), np.uint8)
     with pytest.raises(FileNotFoundError):
         flow_magnitude(a, a, method="raft", raft_dir=tmp_path)
+
+
+def test_vlm_captioner_without_weights_names_every_missing_file(tmp_path):
+    from datagen.video.captions import check_vlm_dir
+
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(MissingWeights) as err:
+        check_vlm_dir(tmp_path)
+    assert err.value.missing == ["preprocessor_config.json or processor_config.json",
+                                 "tokenizer.json or tokenizer.model"]
+    assert str(tmp_path) in str(err.value) and "VLM captioner" in str(err.value)

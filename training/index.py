@@ -94,8 +94,6 @@ def pin(refs: list[str]) -> list[str]:
             pinned.append(lance_io.pin_ref(ref))  # FileNotFoundError names a missing dataset
         except ValueError as exc:  # Lance's way of saying the version or tag does not exist
             raise FileNotFoundError(f"{uri} has no version {version}: {exc}") from None
-        if isinstance(version, int) and lance_io.split_version(pinned[-1])[1] != version:
-            raise FileNotFoundError(f"{uri} has no version {version}")
     if len(set(pinned)) != len(pinned):
         raise ValueError(f"the same dataset version is listed twice: {pinned}")
     return pinned

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from datagen.video.motion import MotionEstimate
+from datagen.weights import require_files
 
 TEMPLATES = {
     "pair": [
@@ -84,14 +85,10 @@ def template_instruction(kind: str, rng: np.random.Generator, *, gap_s: float = 
 
 # --------------------------------------------------------------------------- VLM backend
 def check_vlm_dir(folder: str | Path) -> Path:
-    """The folder, or FileNotFoundError naming the first missing file and where it looked."""
+    """The folder, or MissingWeights naming every missing file and where it looked."""
     folder = Path(folder)
-    for names in VLM_FILES:
-        if not any((folder / n).is_file() for n in names.split("|")):
-            raise FileNotFoundError(
-                f"VLM captioner: {names.replace('|', ' or ')} not found in {folder.resolve()}; put a transformers "
-                "image-text-to-text model (save_pretrained layout) there — no model hub is reachable"
-            )
+    require_files("VLM captioner", folder, [tuple(names.split("|")) for names in VLM_FILES],
+                  hint="put a transformers image-text-to-text model (save_pretrained layout) there")
     return folder
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from datagen.weights import require_files
+
 METHODS = ("dis", "dis_fine", "farneback", "raft")
 
 # torchvision's own file names, so weights downloaded by torchvision on another machine can be
@@ -66,17 +68,12 @@ def farneback_flow(grey_a: np.ndarray, grey_b: np.ndarray) -> np.ndarray:
 
 # --------------------------------------------------------------------------- RAFT
 def raft_weights_file(folder: str | Path, variant: str = "raft_small") -> Path:
-    """The state-dict file RAFT expects in `folder`, or FileNotFoundError naming it."""
+    """The state-dict file RAFT expects in `folder`, or MissingWeights naming it."""
     if variant not in RAFT_FILES:
         raise ValueError(f"unknown RAFT variant {variant!r}; choose one of {sorted(RAFT_FILES)}")
-    folder = Path(folder)
-    path = folder / RAFT_FILES[variant]
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"RAFT weights {RAFT_FILES[variant]!r} not found in {folder.resolve()}; put torchvision's "
-            f"{variant} state dict there (no model hub is reachable from this machine)"
-        )
-    return path
+    found = require_files(f"RAFT ({variant})", Path(folder), [RAFT_FILES[variant]],
+                          hint=f"put torchvision's {variant} state dict there (no model hub is reachable)")
+    return found[RAFT_FILES[variant]]
 
 
 @functools.lru_cache(maxsize=2)
