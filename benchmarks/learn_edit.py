@@ -473,6 +473,9 @@ def run(b: Budget, stem: str = "learn_edit", data: str = "auto", checkpoint: str
     return result
 
 
+LOSS_WORDS = {"velocity": "velocity", "clean": "clean-output estimate"}
+
+
 def markdown(plain: dict, routed: dict | None = None, command: str = "") -> str:
     """The README section: both runs side by side (or one, when only one was run)."""
     runs = [("no routing loss", plain)] + ([(f"routing loss x{routed['budget']['routing_weight']:g}", routed)]
@@ -482,7 +485,8 @@ def markdown(plain: dict, routed: dict | None = None, command: str = "") -> str:
         "## learn_edit: UnifiedDiT tiny learns 32x32 collage edits on CPU",
         "",
         f"{plain['params'] / 1e6:.1f}M parameters, {b['steps']} steps x {b['batch']} pairs, output parametrisation "
-        f"`{b['prediction']}`, reference dropout {b['ref_dropout']:g}; {b['sampler_steps']} Euler steps, text cfg "
+        f"`{b['prediction']}`, loss on the {LOSS_WORDS[b.get('loss_space', 'velocity')]}, reference dropout {b['ref_dropout']:g}; "
+        f"{b['sampler_steps']} Euler steps, text cfg "
         f"{b['cfg']}, image cfg {b['image_cfg']}; {b['n_eval']} held-out pairs with unseen backgrounds. Data: "
         f"{plain['data']}. One sample = seed {SEED}; mean of {b['mean_of']} = the posterior-mean estimate (average "
         f"of {b['mean_of']} samples, seeds differ), the estimate PSNR rewards.",

@@ -62,6 +62,7 @@ def test_yaml_and_json_files_and_typed_overrides(tmp_path):
     ("lr.x=1", "not a dict field"),
     ("weight_mode=often", "weight_mode must be one of"),
     ("mix=random", "mix must be one of"),
+    ("loss_space=x0", "loss_space must be one of"),
     ("where=vlm_rating is good", "where: cannot read"),
     ("routing_blocks=0,9", "outside the model's"),
     ("routing_pairs=>x", "is not NAME"),

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from datagen.store.lineage import config_hash
+from models.flow_matching import LOSS_SPACES
 from models.text_encoder import DEFAULT_MAX_TOKENS
 
 WEIGHT_MODES = ("sample", "loss", "none")
@@ -87,6 +88,7 @@ class TrainConfig:
     warmup_steps: int = 10
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # 0 = off
+    loss_space: str = "velocity"  # velocity | clean: score the clean-output estimate (error x t^2; see docs)
     stages: list[dict[str, Any]] = field(default_factory=list)  # [{name, steps, <STAGE_FIELDS>}]; [] = one stage
     # ---- checkpoints and metrics
     checkpoint_every: int = 50
@@ -141,7 +143,7 @@ class TrainConfig:
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         choices = {"weight_mode": WEIGHT_MODES, "lr_schedule": LR_SCHEDULES, "mix": MIX_MODES,
-                   "where_missing": WHERE_MISSING}
+                   "where_missing": WHERE_MISSING, "loss_space": LOSS_SPACES}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

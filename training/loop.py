@@ -157,7 +157,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                              max_inputs=model_cfg.max_inputs, layout=model_cfg.rope_layout, gap=model_cfg.rope_gap)
         out = training_loss(ddp, edit, generator=step_generator(cfg.seed, step, rank, device),
                             text_dropout=sc.text_dropout, ref_dropout=sc.ref_dropout, routing_weight=sc.routing_weight,
-                            routing_blocks=cfg.routing_blocks, denominator=batch.global_batch / world)
+                            routing_blocks=cfg.routing_blocks, denominator=batch.global_batch / world,
+                            loss_space=cfg.loss_space)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(model.parameters(), sc.grad_clip)) if sc.grad_clip else 0.0
