@@ -42,15 +42,15 @@ def run_products(src: Path, data: Path, size: str, workers: int) -> dict[str, fl
     from datagen.store import lance_io
 
     times = {}
-    collage_ref = None
+    plan = demo_plan.product_params(data, size, sources=src)
     for product, dataset in demo_plan.DATASETS.items():
-        params = demo_plan.product_params(data, size, collage_ref, sources=src)[product]
         t0 = time.perf_counter()
-        app(["datagen", *demo_plan.cli_args(product, params), "--workers", str(workers), "--no-progress"],
+        app(["datagen", *demo_plan.cli_args(product, plan[product]), "--workers", str(workers), "--no-progress"],
             standalone_mode=False)
         times[dataset] = time.perf_counter() - t0
-        if product == "collage":
-            collage_ref = f"{data / 'collage.lance'}@{lance_io.open_dataset(str(data / 'collage.lance')).version}"
+        if product == "collage":  # the conditions read the version made just now, as in the demo
+            out = plan[product]["out"]
+            plan = demo_plan.product_params(data, size, f"{out}@{lance_io.open_dataset(out).version}", sources=src)
     return times
 
 

@@ -59,6 +59,11 @@ class Param:
     def required(self) -> bool:
         return self.default is REQUIRED
 
+    @property
+    def off_flag(self) -> str:
+        """A switch's "off" spelling (`--with-references` -> `--no-with-references`)."""
+        return f"--no-{self.flag[2:]}"
+
 
 def _optional(tp: Any) -> tuple[Any, bool]:
     """`X | None` -> (X, True); anything else -> (tp, False)."""

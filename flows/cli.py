@@ -64,7 +64,7 @@ def _cli_default(p: Param) -> Any:
 
 
 def _option(p: Param) -> Any:
-    flags = [p.flag] if p.type is not bool else [f"{p.flag}/--no-{p.flag[2:]}"]
+    flags = [p.flag] if p.type is not bool else [f"{p.flag}/{p.off_flag}"]
     extra = f" One of: {', '.join(map(str, p.choices))}." if p.choices else ""
     if dataclasses.is_dataclass(p.default):
         extra += f" JSON object of its fields, e.g. '{json.dumps(dataclasses.asdict(p.default))[:120]}'."

@@ -38,11 +38,11 @@ def demo_flow(workers: int = 2) -> dict:
     DATA.mkdir(parents=True, exist_ok=True)
     demo_plan.make_sources(DATA / "sources")
     results = {}
+    plan = demo_plan.product_params(DATA)
     for product, dataset in demo_plan.DATASETS.items():
-        # The conditions read the collage version made just now (its lineage points at it).
-        ref = f"{results['collage']['uri']}@{results['collage']['version']}" if "collage" in results else None
-        params = demo_plan.product_params(DATA, collage_ref=ref)[product]
-        results[dataset] = flow_for(product)(**params, workers=workers)
+        results[dataset] = flow_for(product)(**plan[product], workers=workers)
+        if product == "collage":  # the conditions read the version made just now (their lineage points at it)
+            plan = demo_plan.product_params(DATA, collage_ref=f"{results[dataset]['uri']}@{results[dataset]['version']}")
     refs = [f"{results[k]['uri']}@{results[k]['version']}" for k in demo_plan.TRAIN_ON]
     training = train_flow(config="demo", datasets=refs, out=str(DATA / "runs"))
     return {"datasets": results, "training": training}

@@ -13,9 +13,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# The sources' folders under `<data root>/sources` (the demo reuses them; the UI's forms point at them).
-SOURCES = {"videos": "videos", "story_videos": "story_videos", "captures": "captures"}
-
 SIZES: dict[str, dict[str, Any]] = {
     "demo": {"collage_per_task": 12, "collage_size": 256, "views": 16, "capture_wh": (256, 192), "per_capture": 3,
              "story_seeds": (0, 1, 2), "style_num": 3 * 12},
@@ -31,8 +28,8 @@ TRAIN_ON = ("collage", "video_pairs", "multiview")  # the demo's training run re
 
 
 def make_sources(sources: Path, size: str = "demo", *, clips_in_fresh_process: bool = True) -> None:
-    """The embedded sources under `sources` (the demo's: `<data root>/sources`), each made only
-    when its folder is missing.
+    """The embedded sources under `sources` (the demo's: `<data root>/sources`; the UI's forms
+    point there too): videos/, story_videos/, captures/, each made only when it is missing.
 
     The x264 clips come first: libx264 through PyAV gives the same frames different bytes once a
     process has encoded other videos. The demo makes them in a fresh interpreter; the same-bytes
@@ -42,7 +39,7 @@ def make_sources(sources: Path, size: str = "demo", *, clips_in_fresh_process: b
     from datagen.storyboard.demo_video import make_storyboard_clip
 
     s = SIZES[size]
-    clips = sources / SOURCES["videos"]
+    clips = sources / "videos"
     if not clips.is_dir():
         if clips_in_fresh_process:
             make_clips_in_fresh_process(clips)
@@ -50,11 +47,11 @@ def make_sources(sources: Path, size: str = "demo", *, clips_in_fresh_process: b
             from datagen.video import make_demo_clips
 
             make_demo_clips(clips, seed=0)  # pan, zoom, roll, cuts, static, GIF
-    stories = sources / SOURCES["story_videos"]
+    stories = sources / "story_videos"
     if not stories.is_dir():
         for seed in s["story_seeds"]:
             make_storyboard_clip(stories, seed=seed)
-    captures = sources / SOURCES["captures"]
+    captures = sources / "captures"
     if not (captures / "demo").is_dir():
         w, h = s["capture_wh"]
         make_demo_captures(captures, seed=0, n_views=s["views"], width=w, height=h)
@@ -86,10 +83,10 @@ def product_params(data: Path, size: str = "demo", collage_ref: str | None = Non
         # their rows' samples (ref.conditioned).
         "conditions": {"out": out["conditions"], "images": collage_ref or out["collage"],
                        "kinds": "canny,lineart_standard,seg", "with_references": True},
-        "multiview": {"out": out["multiview"], "captures": str(src / SOURCES["captures"]),
+        "multiview": {"out": out["multiview"], "captures": str(src / "captures"),
                       "samples_per_capture": s["per_capture"]},
-        "video-pairs": {"out": out["video-pairs"], "videos": str(src / SOURCES["videos"])},
-        "storyboard": {"out": out["storyboard"], "videos": str(src / SOURCES["story_videos"])},
+        "video-pairs": {"out": out["video-pairs"], "videos": str(src / "videos")},
+        "storyboard": {"out": out["storyboard"], "videos": str(src / "story_videos")},
         # Style samples from the built-in looks (no weights).
         "style": {"out": out["style"], "num": s["style_num"]},
     }  # fmt: skip
@@ -105,7 +102,7 @@ def cli_args(product: str, params: dict[str, Any]) -> list[str]:
     for name, value in params.items():
         p = flags[name]
         if isinstance(value, bool):
-            args.append(p.flag if value else f"--no-{p.flag[2:]}")
+            args.append(p.flag if value else p.off_flag)
         else:
             args += [p.flag, str(value)]
     return args

@@ -42,10 +42,8 @@ def train_defaults(data: Path) -> dict[str, Any]:
 
 
 def deployments(data: Path = DATA) -> list[Any]:
-    """One runner deployment per dataset product, and training. Parameters a product does not
-    have (a default table ahead of a renamed field) are left out rather than refused."""
-    import inspect
-
+    """One runner deployment per dataset product, and training. A product outside the demo's plan
+    (one registered by a plugin) gets a form with only its output filled in."""
     from prefect.deployments.runner import EntrypointType
 
     from datagen import products
@@ -55,12 +53,9 @@ def deployments(data: Path = DATA) -> list[Any]:
     defaults = dataset_defaults(data)
     out = []
     for name in products.names():
-        flow = flow_for(name)
-        known = inspect.signature(flow.fn).parameters
-        params = {k: v for k, v in defaults.get(name, {"out": str(data.resolve() / f"{name}.lance")}).items()
-                  if k in known}
-        out.append(flow.to_deployment(name, parameters=params, tags=["dataset"],
-                                      entrypoint_type=EntrypointType.MODULE_PATH))
+        params = defaults.get(name, {"out": str(data.resolve() / f"{name}.lance")})
+        out.append(flow_for(name).to_deployment(name, parameters=params, tags=["dataset"],
+                                                entrypoint_type=EntrypointType.MODULE_PATH))
     out.append(train_flow.to_deployment("train", parameters=train_defaults(data), tags=["training"],
                                         entrypoint_type=EntrypointType.MODULE_PATH))
     return out

@@ -19,8 +19,7 @@ def test_every_product_is_planned_with_parameters_it_has(size, tmp_path):
     for name, params in plan.items():
         product = products.get(name)
         assert set(params) <= {p.name for p in flow_parameters(product)}, name
-        config = product.make_config({k: v for k, v in params.items() if k not in RUN_OPTION_NAMES})
-        assert all(getattr(config, k) is not None for k in params if k not in RUN_OPTION_NAMES)
+        product.make_config({k: v for k, v in params.items() if k not in RUN_OPTION_NAMES})  # refuses a bad value
         assert params["out"] == str(tmp_path / f"{demo_plan.DATASETS[name]}.lance")
     assert plan["conditions"]["images"].endswith("collage.lance@1")
     assert set(demo_plan.TRAIN_ON) <= set(demo_plan.DATASETS.values())

@@ -8,10 +8,10 @@ import torch
 
 from datagen.video import synthetic as S
 from datagen.video.optical_flow import RAFT_FILES, raft_weights_file
-from datagen.weights import MissingWeights
 from datagen.rng import sample_rng
 from datagen.video import VideoPairsConfig, VideoRejected, process_video
 from datagen.video.motion import estimate_motion, flow_magnitude, score_video
+from datagen.weights import MissingWeights
 
 try:
     from tests import videos as V
