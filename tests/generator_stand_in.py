@@ -31,9 +31,21 @@ def _toy_stylist(ref: np.ndarray, w: int, h: int, shade: int) -> np.ndarray:
     return ((levels.astype(np.uint16) * 3 + tint) // 4).astype(np.uint8)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers whole bodies with their length."""
+
     def log_message(self, *args):
         pass
+
+    def _send(self, code, ctype, data):
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _Handler(QuietHandler):
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -54,13 +66,6 @@ class _Handler(BaseHTTPRequestHandler):
                                  np.full((h, w), shade)]).astype(np.uint8)
         png = encode_png(np.ascontiguousarray(img))
         self._send(200, "application/json", json.dumps({"image": base64.b64encode(png).decode()}).encode())
-
-    def _send(self, code, ctype, data):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @contextmanager

@@ -4,7 +4,7 @@ protocol against a small http.server started by the test."""
 import base64
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
 import numpy as np
 import pytest
@@ -21,6 +21,7 @@ from datagen.storyboard import (
     StoryboardConfig,
     storyboard_from_generator,
 )
+from tests.generator_stand_in import QuietHandler
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -78,11 +79,8 @@ def test_missing_pipeline_files(tmp_path, sd_dir):
 
 
 # --------------------------------------------------------------------------- HTTP
-class Handler(BaseHTTPRequestHandler):
+class Handler(QuietHandler):
     requests: list = []
-
-    def log_message(self, *args):
-        pass
 
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -98,13 +96,6 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, "image/png", png)
         else:
             self._send(200, "application/json", json.dumps({"image": base64.b64encode(png).decode()}).encode())
-
-    def _send(self, code, ctype, data):
-        self.send_response(code)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
 
 @pytest.fixture(scope="module")

@@ -81,11 +81,15 @@ def resolve_ref(ref: str) -> tuple[str, int | None]:
         return uri, version
     if not exists(uri):
         raise FileNotFoundError(f"no Lance dataset at {normalise_uri(uri)}")
+    return uri, _tag_version(lance.dataset(normalise_uri(uri)), version)
+
+
+def _tag_version(ds: lance.LanceDataset, tag: str) -> int:
     try:
-        return uri, lance.dataset(normalise_uri(uri)).tags.get_version(version)
+        return ds.tags.get_version(tag)
     except ValueError as exc:  # Lance: "Ref not found error: tag X does not exist"
-        raise FileNotFoundError(f"{normalise_uri(uri)} has no tag {version!r} (is the version reviewed? "
-                                f"`unimontage review {uri}`)") from exc
+        raise FileNotFoundError(f"{ds.uri} has no tag {tag!r} (is the version reviewed? "
+                                f"`unimontage review {ds.uri}`)") from exc
 
 
 def pin_ref(ref: str) -> str:
@@ -213,10 +217,13 @@ def compact_if_fragmented(uri: str) -> lance.LanceDataset:
 
 def open_dataset(ref: str) -> lance.LanceDataset:
     """Open `URI` (latest), `URI@VERSION` or `URI@TAG`, with a clear error when it is not a dataset."""
-    uri, version = resolve_ref(ref)
+    uri, version = split_version(ref)
     uri = normalise_uri(uri)
     if not exists(uri):
         raise FileNotFoundError(f"no Lance dataset at {uri}")
+    if isinstance(version, str):  # a tag: read it from the latest version, then move there (one open)
+        latest = lance.dataset(uri)
+        return latest.checkout_version(_tag_version(latest, version))
     return lance.dataset(uri, version=version)
 
 
