@@ -22,6 +22,11 @@ output (edit.replace is the task of the three whose regions name one instance on
 sides). Reported: the attention mass inside the target region on held-out replace pairs
 (uniform attention gets the region's area fraction), and every PSNR of both models.
 
+Outputs are `gated` (models/dit.py: the change to the input times a per-pixel gate) with the loss on
+the clean-output estimate, the one setting measured whose single sample beats the identity on the
+whole image; the routing loss is ramped in, since at full weight from step 0 it shut every gate
+(docs/training.md has every setting measured).
+
 Data: `datagen.collage` (edit.remove|add|replace) when it is importable, else the small
 synthetic generator below (shapes on photo crops).
 
@@ -67,9 +72,10 @@ class Budget:
     ema: float = 0.995
     n_eval: int = 48
     sampler_steps: int = 16
+    sampler_shift: float = 1.0  # time-schedule shift (models/sampling.get_schedule); < 1 spends steps near t = 0
     cfg: float = 1.5
     patch_size: int = 4
-    prediction: str = "velocity"  # velocity | image | residual (models/dit.py)
+    prediction: str = "gated"  # velocity | image | residual | gated (models/dit.py; docs/training.md has each measured)
     region_weight: float = 0.0  # loss weight of edited pixels is 1 + this (the collage knows them exactly)
     max_objects: int = 3  # collage objects per canvas (CollageSpec.max_objects)
     mean_of: int = 8  # samples averaged for the posterior-mean estimate
@@ -80,7 +86,11 @@ class Budget:
     image_cfg: float = 1.0  # image guidance scale at sampling (1 = off)
     routing_weight: float = 0.0  # the routing loss's weight (0 = logged only)
     routing_blocks: str = "0,1"  # blocks whose attention the routing loss reads
-    loss_space: str = "velocity"  # velocity | clean (models/flow_matching.py)
+    # Steps over which the routing weight rises linearly from 0. At full weight from step 0 the gated
+    # model shut every gate before learning any edit (its output was the input, docs/training.md).
+    routing_ramp: int = 400
+    init_seed: int = SEED  # parameter init only; the data and the noise keep SEED
+    loss_space: str = "clean"  # velocity | clean (models/flow_matching.py)
 
 
 @dataclass
@@ -299,6 +309,10 @@ def lr_at(step: int, b: Budget) -> float:
     return b.lr if step < decay_from else b.lr * max(0.02, (b.steps - step) / (b.steps - decay_from))
 
 
+def routing_weight_at(step: int, b: Budget) -> float:
+    return b.routing_weight * min(1.0, (step + 1) / b.routing_ramp) if b.routing_ramp else b.routing_weight
+
+
 def train(model: UnifiedDiT, ema: UnifiedDiT, source: SyntheticPairs, encoder: TextEncoder, b: Budget) -> list[float]:
     space = PixelSpace()
     opt = torch.optim.AdamW(model.parameters(), lr=b.lr, weight_decay=0.0, betas=(0.9, 0.99))
@@ -310,7 +324,7 @@ def train(model: UnifiedDiT, ema: UnifiedDiT, source: SyntheticPairs, encoder: T
             group["lr"] = lr_at(step, b)
         batch = to_batch(source.pairs(step * b.batch, b.batch), encoder, space, b.patch_size, b.region_weight)
         out = training_loss(model, batch, generator=generator, text_dropout=0.1, ref_dropout=b.ref_dropout,
-                            routing_weight=b.routing_weight, routing_blocks=blocks(b),
+                            routing_weight=routing_weight_at(step, b), routing_blocks=blocks(b),
                             loss_space=b.loss_space)
         loss = out.loss
         opt.zero_grad(set_to_none=True)
@@ -343,7 +357,7 @@ def _sample_all(model: UnifiedDiT, pairs: list[EditPair], encoder: TextEncoder, 
         chunk = pairs[i:i + 32]
         batch = to_batch(chunk, encoder, space, b.patch_size).batch
         tokens = sample_batch(model, batch, encoder.encode([p.instruction for p in chunk]), steps=b.sampler_steps,
-                              cfg=b.cfg, image_cfg=b.image_cfg, seed=seed + i)
+                              cfg=b.cfg, image_cfg=b.image_cfg, seed=seed + i, shift=b.sampler_shift)
         outs += [imgs[0] for imgs in unpack(tokens, batch.outputs, b.patch_size)]
     return torch.stack(outs)  # (N, 3, H, W) in the model's space
 
@@ -423,7 +437,7 @@ def save_figures(losses: list[float], pairs: list[EditPair], preds: np.ndarray, 
 
 
 def run(b: Budget, stem: str = "learn_edit", data: str = "auto", checkpoint: str = "") -> dict:
-    torch.manual_seed(SEED)  # only the parameter init reads the global generator
+    torch.manual_seed(b.init_seed)  # only the parameter init reads the global generator
     RESULTS.mkdir(parents=True, exist_ok=True)
     encoder = TextEncoder()
     train_source, eval_source = make_source(False, data, b.max_objects), make_source(True, data, b.max_objects)
@@ -473,13 +487,17 @@ def run(b: Budget, stem: str = "learn_edit", data: str = "auto", checkpoint: str
     return result
 
 
+def routing_label(b: dict) -> str:
+    ramp = b.get("routing_ramp", 0)
+    return f"routing loss x{b['routing_weight']:g}" + (f", ramped in over {ramp} steps" if ramp else "")
+
+
 LOSS_WORDS = {"velocity": "velocity", "clean": "clean-output estimate"}
 
 
 def markdown(plain: dict, routed: dict | None = None, command: str = "") -> str:
     """The README section: both runs side by side (or one, when only one was run)."""
-    runs = [("no routing loss", plain)] + ([(f"routing loss x{routed['budget']['routing_weight']:g}", routed)]
-                                           if routed else [])
+    runs = [("no routing loss", plain)] + ([(routing_label(routed["budget"]), routed)] if routed else [])
     b = plain["budget"]
     lines = [
         "## learn_edit: UnifiedDiT tiny learns 32x32 collage edits on CPU",
@@ -562,7 +580,8 @@ def main(argv: list[str] | None = None) -> str:
     torch.set_num_threads(threads or (1 if busy else os.cpu_count() or 1))
     b = Budget(**args)
     if quick:
-        b = Budget(steps=60, batch=8, warmup=10, n_eval=16, sampler_steps=8, mean_of=2, prediction=b.prediction)
+        b = Budget(steps=60, batch=8, warmup=10, n_eval=16, sampler_steps=8, mean_of=2, routing_ramp=20,
+                   prediction=b.prediction, loss_space=b.loss_space)
     routed_weight = b.routing_weight or ROUTING_WEIGHT
     command = "python -m benchmarks.learn_edit " + " ".join(argv or [])
     plain = routed = None

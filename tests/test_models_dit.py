@@ -240,3 +240,24 @@ def test_image_and_residual_predictions_return_the_velocity_towards_their_image(
     anchor = batch.anchor()
     torch.testing.assert_close(v, (x - anchor) / torch.tensor([0.5, 1.0, 0.05]).view(3, 1, 1))
     torch.testing.assert_close((x - 0.5 * v)[0], anchor[0])
+
+
+def test_gated_prediction_multiplies_each_pixel_residual_by_its_own_gate():
+    model = UnifiedDiT(small_config(prediction="gated"))
+    c = model.config
+    assert model.final_layer.linear.out_features == c.patch_dim + c.patch_size**2
+    src = images((4, 4), seed=1)
+    batch = pack([src] * 2, [images((4, 4))] * 2, patch=P)
+    x, t = torch.randn(2, 4, 12), torch.tensor([0.5, 0.25])
+    # Zero init: values 0, so the model starts as "copy the input" like the residual one.
+    torch.testing.assert_close(model(x, t, batch, text(2)), (x - batch.anchor()) / t.view(2, 1, 1))
+    # Values 1 everywhere; gate logits +inf on pixel 0 of each patch, -inf elsewhere: only that
+    # pixel's three channels (positions 0, p*p, 2*p*p of the (C p q) patch) move, by 1.
+    with torch.no_grad():
+        model.final_layer.linear.bias[: c.patch_dim] = 1.0
+        model.final_layer.linear.bias[c.patch_dim:] = -1e4
+        model.final_layer.linear.bias[c.patch_dim] = 1e4
+    x0 = x - t.view(2, 1, 1) * model(x, t, batch, text(2))
+    moved = torch.zeros(c.patch_dim)
+    moved[[0, c.patch_size**2, 2 * c.patch_size**2]] = 1.0
+    torch.testing.assert_close(x0 - batch.anchor(), moved.expand_as(x0), atol=1e-5, rtol=0)

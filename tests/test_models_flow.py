@@ -178,8 +178,9 @@ def test_text_and_reference_dropout_train_the_unconditional_branches():
     torch.testing.assert_close(a.loss, b.loss)
 
 
-def test_training_lowers_the_loss_on_a_fixed_batch():
-    model = small_model()
+@pytest.mark.parametrize("prediction", ["velocity", "residual", "gated"])
+def test_training_lowers_the_loss_on_a_fixed_batch(prediction):
+    model = small_model(prediction=prediction)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     batch = make_batch(B=4, n_in=1, n_out=1, size=4)
 
