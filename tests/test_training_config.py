@@ -9,7 +9,7 @@ import torch
 
 from training import checkpointing
 from training.config import TrainConfig, apply_overrides, load_config, preset_path
-from training.loop import lr_at
+from training.loop import lr_at, routing_weight_at
 from training.stages import resolve_stages, stage_at
 
 
@@ -107,6 +107,17 @@ def test_lr_warmup_then_constant_cosine_or_linear():
     assert lr_at(13, cos) < 0.05
     lin = cfg.replace(lr_schedule="linear", warmup_steps=0, max_steps=4)
     assert [lr_at(s, lin) for s in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+def test_routing_weight_ramps_in_over_a_stage_start():
+    cfg = TrainConfig(routing_weight=0.5, routing_ramp_steps=4)
+    assert [routing_weight_at(s, cfg) for s in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert routing_weight_at(0, cfg.replace(routing_ramp_steps=0)) == 0.5
+    with pytest.raises(ValueError, match="routing_ramp_steps must be >= 0"):
+        load_config(None, ["routing_ramp_steps=-1"])
+    staged = TrainConfig.from_dict({"datasets": ["a.lance@1"], "stages": [
+        {"name": "a", "steps": 2}, {"name": "b", "steps": 2, "routing_ramp_steps": 10, "lr_schedule": "linear"}]})
+    assert [st.config.routing_ramp_steps for st in resolve_stages(staged)] == [0, 10]
 
 
 STAGED = {"lr": 1e-3, "datasets": ["a.lance@1"], "stages": [

@@ -37,6 +37,7 @@ STAGE_FIELDS = frozenset({
     "datasets", "resolution", "batch_tokens", "batch_size", "weight_mode", "where", "where_missing", "drop_flagged",
     "mix", "mix_temperature", "task_weights", "curriculum", "curriculum_steps", "curriculum_floor", "cocktail_decay",
     "lr", "lr_schedule", "warmup_steps", "weight_decay", "grad_clip", "text_dropout", "ref_dropout", "routing_weight",
+    "routing_ramp_steps",
 })
 STAGE_ONLY = ("name", "steps")
 # Keys of configs saved before native-resolution training (aspect-ratio buckets): dropped
@@ -78,6 +79,9 @@ class TrainConfig:
     ref_dropout: float = 0.1  # drops every input image of a sample: the image-unconditional branch (AnyStory)
     # ---- routing loss (models/routing.py): reference tokens -> their instance's output mask
     routing_weight: float = 0.0  # 0 = computed and logged where pairs exist, not trained
+    # The weight rises linearly from 0 over a stage's first N steps: gated outputs trained with the
+    # full weight from step 0 shut every gate before learning an edit (docs/training.md).
+    routing_ramp_steps: int = 0
     routing_blocks: list[int] = field(default_factory=lambda: [0, 1])  # block indices, double-stream first
     routing_pairs: list[str] = field(default_factory=lambda: ["subject", "object", "replaced>replacement"])
     # ---- optimisation
@@ -151,7 +155,7 @@ class TrainConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("weight_decay", "grad_clip", "mix_temperature", "warmup_steps", "curriculum_steps",
-                     "batch_tokens", "size_multiple", "routing_weight"):
+                     "batch_tokens", "size_multiple", "routing_weight", "routing_ramp_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("text_dropout", "ref_dropout"):

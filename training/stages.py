@@ -74,4 +74,5 @@ def describe(stage: Stage) -> dict:
             "lr": c.lr, "lr_schedule": c.lr_schedule, "warmup_steps": c.warmup_steps, "mix": c.mix,
             "curriculum": list(c.curriculum), "task_weights": dict(c.task_weights), "where": c.where,
             "where_missing": c.where_missing, "drop_flagged": c.drop_flagged, "text_dropout": c.text_dropout,
-            "ref_dropout": c.ref_dropout, "routing_weight": c.routing_weight}
+            "ref_dropout": c.ref_dropout, "routing_weight": c.routing_weight,
+            "routing_ramp_steps": c.routing_ramp_steps}
