@@ -52,7 +52,7 @@ from models.dit import PRESETS, UnifiedDiT
 from models.flow_matching import EditBatch, interpolate, training_loss
 from models.image_space import PixelSpace
 from models.packing import pack, unpack
-from models.routing import AttentionProbe, RoutePair, routing_targets
+from models.routing import AttentionProbe, RoutePair, ramped_weight, routing_targets
 from models.sampling import sample_batch
 from models.text_encoder import TextEncoder
 from training.sizes import grid_coverage
@@ -72,7 +72,6 @@ class Budget:
     ema: float = 0.995
     n_eval: int = 48
     sampler_steps: int = 16
-    sampler_shift: float = 1.0  # time-schedule shift (models/sampling.get_schedule); < 1 spends steps near t = 0
     cfg: float = 1.5
     patch_size: int = 4
     prediction: str = "gated"  # velocity | image | residual | gated (models/dit.py; docs/training.md has each measured)
@@ -86,9 +85,7 @@ class Budget:
     image_cfg: float = 1.0  # image guidance scale at sampling (1 = off)
     routing_weight: float = 0.0  # the routing loss's weight (0 = logged only)
     routing_blocks: str = "0,1"  # blocks whose attention the routing loss reads
-    # Steps over which the routing weight rises linearly from 0. At full weight from step 0 the gated
-    # model shut every gate before learning any edit (its output was the input, docs/training.md).
-    routing_ramp: int = 400
+    routing_ramp: int = 400  # steps over which the routing weight rises from 0 (models/routing.ramped_weight)
     init_seed: int = SEED  # parameter init only; the data and the noise keep SEED
     loss_space: str = "clean"  # velocity | clean (models/flow_matching.py)
 
@@ -309,10 +306,6 @@ def lr_at(step: int, b: Budget) -> float:
     return b.lr if step < decay_from else b.lr * max(0.02, (b.steps - step) / (b.steps - decay_from))
 
 
-def routing_weight_at(step: int, b: Budget) -> float:
-    return b.routing_weight * min(1.0, (step + 1) / b.routing_ramp) if b.routing_ramp else b.routing_weight
-
-
 def train(model: UnifiedDiT, ema: UnifiedDiT, source: SyntheticPairs, encoder: TextEncoder, b: Budget) -> list[float]:
     space = PixelSpace()
     opt = torch.optim.AdamW(model.parameters(), lr=b.lr, weight_decay=0.0, betas=(0.9, 0.99))
@@ -324,8 +317,8 @@ def train(model: UnifiedDiT, ema: UnifiedDiT, source: SyntheticPairs, encoder: T
             group["lr"] = lr_at(step, b)
         batch = to_batch(source.pairs(step * b.batch, b.batch), encoder, space, b.patch_size, b.region_weight)
         out = training_loss(model, batch, generator=generator, text_dropout=0.1, ref_dropout=b.ref_dropout,
-                            routing_weight=routing_weight_at(step, b), routing_blocks=blocks(b),
-                            loss_space=b.loss_space)
+                            routing_weight=ramped_weight(b.routing_weight, step, b.routing_ramp),
+                            routing_blocks=blocks(b), loss_space=b.loss_space)
         loss = out.loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -357,7 +350,7 @@ def _sample_all(model: UnifiedDiT, pairs: list[EditPair], encoder: TextEncoder, 
         chunk = pairs[i:i + 32]
         batch = to_batch(chunk, encoder, space, b.patch_size).batch
         tokens = sample_batch(model, batch, encoder.encode([p.instruction for p in chunk]), steps=b.sampler_steps,
-                              cfg=b.cfg, image_cfg=b.image_cfg, seed=seed + i, shift=b.sampler_shift)
+                              cfg=b.cfg, image_cfg=b.image_cfg, seed=seed + i)
         outs += [imgs[0] for imgs in unpack(tokens, batch.outputs, b.patch_size)]
     return torch.stack(outs)  # (N, 3, H, W) in the model's space
 

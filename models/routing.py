@@ -29,6 +29,13 @@ from torch import Tensor
 from models.packing import Packed
 
 
+def ramped_weight(weight: float, step: int, ramp_steps: int) -> float:
+    """The routing weight `step` steps in, rising linearly from 0 over `ramp_steps` (0 = full from the
+    start). Gated outputs need it: at full weight from step 0 the routing gradient is most of the
+    clipped total and every gate shut before an edit was learnt (docs/training.md)."""
+    return weight * min(1.0, (step + 1) / ramp_steps) if ramp_steps else weight
+
+
 @dataclass
 class RoutePair:
     """One reference -> instance pair of a sample, on the packed images' patch grids."""

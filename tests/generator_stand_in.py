@@ -46,7 +46,6 @@ class QuietHandler(BaseHTTPRequestHandler):
 
 
 class _Handler(QuietHandler):
-
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         requests.append((self.path, body))

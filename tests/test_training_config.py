@@ -9,7 +9,8 @@ import torch
 
 from training import checkpointing
 from training.config import TrainConfig, apply_overrides, load_config, preset_path
-from training.loop import lr_at, routing_weight_at
+from models.routing import ramped_weight
+from training.loop import lr_at
 from training.stages import resolve_stages, stage_at
 
 
@@ -110,9 +111,8 @@ def test_lr_warmup_then_constant_cosine_or_linear():
 
 
 def test_routing_weight_ramps_in_over_a_stage_start():
-    cfg = TrainConfig(routing_weight=0.5, routing_ramp_steps=4)
-    assert [routing_weight_at(s, cfg) for s in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
-    assert routing_weight_at(0, cfg.replace(routing_ramp_steps=0)) == 0.5
+    assert [ramped_weight(0.5, s, 4) for s in range(6)] == [0.125, 0.25, 0.375, 0.5, 0.5, 0.5]
+    assert ramped_weight(0.5, 0, 0) == 0.5
     with pytest.raises(ValueError, match="routing_ramp_steps must be >= 0"):
         load_config(None, ["routing_ramp_steps=-1"])
     staged = TrainConfig.from_dict({"datasets": ["a.lance@1"], "stages": [

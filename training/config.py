@@ -79,9 +79,7 @@ class TrainConfig:
     ref_dropout: float = 0.1  # drops every input image of a sample: the image-unconditional branch (AnyStory)
     # ---- routing loss (models/routing.py): reference tokens -> their instance's output mask
     routing_weight: float = 0.0  # 0 = computed and logged where pairs exist, not trained
-    # The weight rises linearly from 0 over a stage's first N steps: gated outputs trained with the
-    # full weight from step 0 shut every gate before learning an edit (docs/training.md).
-    routing_ramp_steps: int = 0
+    routing_ramp_steps: int = 0  # the weight rises from 0 over a stage's first N steps (models/routing.ramped_weight)
     routing_blocks: list[int] = field(default_factory=lambda: [0, 1])  # block indices, double-stream first
     routing_pairs: list[str] = field(default_factory=lambda: ["subject", "object", "replaced>replacement"])
     # ---- optimisation

@@ -47,12 +47,6 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * warm
 
 
-def routing_weight_at(step: int, cfg: TrainConfig) -> float:
-    """The routing loss's weight `step` steps into a stage: ramped in linearly over routing_ramp_steps."""
-    ramp = min(1.0, (step + 1) / cfg.routing_ramp_steps) if cfg.routing_ramp_steps else 1.0
-    return cfg.routing_weight * ramp
-
-
 def step_generator(seed: int, step: int, rank: int, device: torch.device) -> torch.Generator:
     """Timesteps, noise, text and reference dropout of (step, rank): a resumed run draws the same ones."""
     key = int(sample_rng(seed, step, LOSS_SALT, rank).integers(0, 2**62))
@@ -88,6 +82,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     from models.dit import UnifiedDiT
     from models.flow_matching import training_loss
     from models.image_space import load_image_space
+    from models.routing import ramped_weight
     from training.batches import to_edit_batch
     from training.data import step_batches
 
@@ -163,7 +158,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                              max_inputs=model_cfg.max_inputs, layout=model_cfg.rope_layout, gap=model_cfg.rope_gap)
         out = training_loss(ddp, edit, generator=step_generator(cfg.seed, step, rank, device),
                             text_dropout=sc.text_dropout, ref_dropout=sc.ref_dropout,
-                            routing_weight=routing_weight_at(step - stage.start, sc), routing_blocks=cfg.routing_blocks, denominator=batch.global_batch / world,
+                            routing_weight=ramped_weight(sc.routing_weight, step - stage.start, sc.routing_ramp_steps),
+                            routing_blocks=cfg.routing_blocks, denominator=batch.global_batch / world,
                             loss_space=cfg.loss_space)
         optimizer.zero_grad(set_to_none=True)
         out.loss.backward()
