@@ -32,7 +32,7 @@ STAGES = [
     {"name": "pretrain", "steps": BOUNDARY, "mix": "cocktail", "curriculum": ["t2i", "edit"], "lr": 2e-3,
      "warmup_steps": 1},
     {"name": "hq", "steps": STEPS - BOUNDARY, "resolution": 24, "lr": 1e-3, "lr_schedule": "linear",
-     "warmup_steps": 0, "task_weights": {"t2i": 0}, "routing_weight": 0.5},
+     "warmup_steps": 0, "task_weights": {"t2i": 0}, "routing_weight": 0.5, "routing_ramp_steps": 2},
 ]
 
 
@@ -116,6 +116,8 @@ def test_cli_train_runs_the_flow_and_every_checkpoint_points_at_the_dataset_vers
     assert [r["lr"] for r in history[BOUNDARY:]] == pytest.approx([1e-3, 1e-3 * 2 / 3, 1e-3 / 3])  # anneals to 0
     routed = [r for r in history if "routing" in r]
     assert routed and all(0 <= r["routing_mass"] <= 1 for r in routed)  # edit.remove carries object pairs
+    # pretrain has no routing loss; hq ramps it in over its first 2 steps
+    assert [r.get("routing_weight") for r in history] == [None] * 3 + [0.25, 0.5, 0.5]
     assert "lineage: unimontage lineage" in reference["output"]
 
     # `unimontage lineage CHECKPOINT` prints the graph back to the dataset, its flow run and sources

@@ -156,9 +156,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             group["lr"], group["weight_decay"] = lr, sc.weight_decay
         edit = to_edit_batch(batch, stage_plan.index, space, device, sc.weight_mode, patch=model_cfg.patch_size,
                              max_inputs=model_cfg.max_inputs, layout=model_cfg.rope_layout, gap=model_cfg.rope_gap)
+        routing_weight = ramped_weight(sc.routing_weight, step - stage.start, sc.routing_ramp_steps)
         out = training_loss(ddp, edit, generator=step_generator(cfg.seed, step, rank, device),
-                            text_dropout=sc.text_dropout, ref_dropout=sc.ref_dropout,
-                            routing_weight=ramped_weight(sc.routing_weight, step - stage.start, sc.routing_ramp_steps),
+                            text_dropout=sc.text_dropout, ref_dropout=sc.ref_dropout, routing_weight=routing_weight,
                             routing_blocks=cfg.routing_blocks, denominator=batch.global_batch / world,
                             loss_space=cfg.loss_space)
         optimizer.zero_grad(set_to_none=True)
@@ -199,6 +199,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "decode_errors": int(stats[2]),
             "batch_digest": hashlib.sha1(json.dumps(batch.sample_ids).encode()).hexdigest()[:16],
         }
+        if sc.routing_weight:  # the weight this step used, after the stage's ramp
+            record["routing_weight"] = routing_weight
         if stats[6] > 0:  # ranks that had routing pairs
             record["routing"] = float(stats[4] / stats[6])
             record["routing_mass"] = float(stats[5] / stats[6])
