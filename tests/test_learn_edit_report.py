@@ -19,6 +19,7 @@ def fake_run(stem: str, budget: learn_edit.Budget, region: float, mass: float) -
         "budget": budget.__dict__, "train_seconds": 60.0, "train_cpu_seconds": 55.0, "sample_seconds": 6.0,
         "sample_cpu_seconds": 6.0, "load_average_after_training": [1.0, 1.0, 1.0], "threads": 1,
         "metrics": {**scores, "by_task": by_task, "mean_of_k": {**scores, "by_task": by_task},
+                    "one_sample_over_seeds": {"model_region": region - 0.1, "model_whole": 23.9, "model_outside": 33.0},
                     "attention": {"pairs": 3, "mass": mass, "uniform": 0.026}},
         "beats_identity": {"region": True, "whole": True, "mean_of_k_region": True, "mean_of_k_whole": True},
     }
@@ -44,13 +45,15 @@ def test_report_names_each_run_by_its_budget_and_its_own_files(saved):
     assert "one sample, no routing loss" in header
     assert "one sample, routing loss x0.1, ramped in over 400 steps" in header
     assert "| inside edited region | 12.5 | 12.7 |" in md
+    assert "| inside edited region, one sample averaged over the 8 seeds | 12.40 | 12.60 | | | 9.8 |" in md
     assert "no routing loss **0.037**, routing loss x0.1, ramped in over 400 steps **0.310**" in md
     assert "`benchmarks/results/a_plain_loss.png`, `b_routed_loss.png`" in md
     assert "`a_plain_samples.png`, `b_routed_samples.png`" in md
     assert "Commands: `python -m benchmarks.learn_edit --stem a_plain`, `python -m benchmarks.learn_edit " \
            "--stem b_routed`." in md
     assert "- `c_other` (no routing loss, init seed 1): one sample region 12.80, whole 24.00, outside 33.00 dB; " \
-           "mean of 8 region 12.80, whole 24.00 dB; attention mass 0.040." in md
+           "mean of 8 region 12.80, whole 24.00 dB; one sample averaged over the 8 seeds: region 12.70, " \
+           "whole 23.90 dB; attention mass 0.040." in md
 
 
 def test_a_routed_run_alone_is_not_called_unrouted(saved):
