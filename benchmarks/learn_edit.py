@@ -396,18 +396,18 @@ def evaluate(model: UnifiedDiT, pairs: list[EditPair], encoder: TextEncoder, b: 
     """PSNR of one sample and of the mean of `b.mean_of` samples (seeds SEED + 1000 k)."""
     space = PixelSpace()
     samples = [_sample_all(model, pairs, encoder, b, SEED + 1000 * k) for k in range(max(1, b.mean_of))]
-    single = space.decode(samples[0]).numpy()
+    decoded = [space.decode(s).numpy() for s in samples]
     mean = space.decode(torch.stack(samples).mean(0)).numpy()
-    summary = _scores(pairs, single)
-    summary["mean_of_k"] = _scores(pairs, mean)
     # One seed's PSNR moves by about 0.35 dB from seed to seed (region, 48 pairs): the expected one-sample
-    # figure averages the one-sample scores of all the seeds drawn above.
-    per_seed = [_scores(pairs, space.decode(s).numpy()) for s in samples]
+    # figure averages the one-sample scores of all the seeds drawn; "one sample" is the first seed's.
+    per_seed = [_scores(pairs, d) for d in decoded]
+    summary = dict(per_seed[0])
+    summary["mean_of_k"] = _scores(pairs, mean)
     summary["one_sample_over_seeds"] = {k: float(np.mean([p[k] for p in per_seed]))
                                         for k in ("model_region", "model_whole", "model_outside")}
     summary["one_sample_over_seeds"]["per_seed_region"] = [p["model_region"] for p in per_seed]
     summary["attention"] = attention_mass(model, pairs, encoder, b)
-    return summary, single
+    return summary, decoded[0]
 
 
 # --------------------------------------------------------------------------- report
@@ -510,7 +510,7 @@ def one_line(r: dict) -> str:
     """A further run in a sentence: what differs from the table's budget is the reader's to see in its JSON."""
     m, b = r["metrics"], r["budget"]
     k, att = m["mean_of_k"], (m.get("attention") or {}).get("mass")
-    return (f"`{r.get('stem', '?')}` ({run_label(b)}, init seed {b.get('init_seed', SEED)}): one sample region "
+    return (f"`{r['stem']}` ({run_label(b)}, init seed {b.get('init_seed', SEED)}): one sample region "
             f"{m['model_region']:.2f}, whole {m['model_whole']:.2f}, outside {m['model_outside']:.2f} dB; mean of "
             f"{b['mean_of']} region {k['model_region']:.2f}, whole {k['model_whole']:.2f} dB"
             + (f"; one sample averaged over the {b['mean_of']} seeds: region {e['model_region']:.2f}, whole "
@@ -581,7 +581,7 @@ def markdown(results: list[dict], others: list[dict] = ()) -> str:
                   f"them: the replaced object's tokens -> the replacement's cells, blocks {b['routing_blocks']}, t = 0.5): "
                   + ", ".join(f"{name} **{a['mass']:.3f}**" for name, a in att)
                   + f"; uniform attention {att[0][1]['uniform']:.3f}."]
-    stems = [r.get("stem", "learn_edit" + ("_routing" if r["budget"].get("routing_weight") else "")) for _, r in runs]
+    stems = [r["stem"] for _, r in runs]
     lines += ["", f"Loss curves: `benchmarks/results/{stems[0]}_loss.png`"
               + "".join(f", `{s}_loss.png`" for s in stems[1:]) + f"; samples: `{stems[0]}_samples.png`"
               + "".join(f", `{s}_samples.png`" for s in stems[1:]) + "."]
